@@ -1,0 +1,324 @@
+//! Ring storage: single-producer single-consumer byte slots.
+//!
+//! The interface is deliberately small (contiguous free region, commit, contiguous
+//! readable region, consume) so that two implementations can share it:
+//!
+//! * normally, [`rtrb`] does the work: its head and tail are published with
+//!   `Release` stores and read with `Acquire` loads;
+//! * under `--cfg loom`, a minimal stand-in with the *same publication protocol* built
+//!   from loom's atomics and cells, so that loom explores the head/tail publication
+//!   together with the wake and close protocol layered on top of it (rtrb's `std`
+//!   atomics are invisible to loom).
+//!
+//! Positions are owned as in any SPSC ring: the slots from `tail` up to `head` (going
+//! round) belong to the producer, the slots from `head` to `tail` to the consumer.
+
+#[cfg(not(loom))]
+pub(crate) use self::rtrb_backed::{Consumer, Producer, ring};
+
+#[cfg(loom)]
+pub(crate) use self::model::{Consumer, Producer, ring};
+
+#[cfg(not(loom))]
+mod rtrb_backed {
+    use std::fmt;
+
+    /// The writing end of the storage.
+    pub(crate) struct Producer {
+        inner: rtrb::Producer<u8>,
+    }
+
+    /// The reading end of the storage.
+    pub(crate) struct Consumer {
+        inner: rtrb::Consumer<u8>,
+    }
+
+    /// Creates storage for `capacity` bytes.
+    ///
+    /// Every slot is written once here, so that all ring memory holds initialized bytes
+    /// from then on. That is what lets [`Producer::write_buf`] hand out `&mut [u8]`
+    /// instead of `MaybeUninit`, and so lets an encoder write straight into the ring.
+    pub(crate) fn ring(capacity: usize) -> (Producer, Consumer) {
+        let (mut producer, mut consumer) = rtrb::RingBuffer::<u8>::new(capacity);
+        if let Ok(chunk) = producer.write_chunk(capacity) {
+            // `write_chunk` fills every slot with `u8::default()` through rtrb's safe API.
+            chunk.commit_all();
+        }
+        if let Ok(chunk) = consumer.read_chunk(capacity) {
+            // Reading a `u8` slot drops it in place, which for `u8` does nothing: the
+            // bytes stay initialized.
+            chunk.commit_all();
+        }
+        (Producer { inner: producer }, Consumer { inner: consumer })
+    }
+
+    impl Producer {
+        /// Total capacity in bytes.
+        pub(crate) fn capacity(&self) -> usize {
+            self.inner.buffer().capacity()
+        }
+
+        /// The largest contiguous free region (empty when the ring is full).
+        ///
+        /// Refreshes the consumer's position with an `Acquire` load.
+        pub(crate) fn write_buf(&mut self) -> &mut [u8] {
+            let free = self.inner.slots();
+            if free == 0 {
+                return &mut [];
+            }
+            let Ok(mut chunk) = self.inner.write_chunk_uninit(free) else {
+                return &mut [];
+            };
+            let (first, _) = chunk.as_mut_slices();
+            let (ptr, len) = (first.as_mut_ptr().cast::<u8>(), first.len());
+            // The chunk is dropped uncommitted: `WriteChunkUninit` has no `Drop`, so this
+            // only ends the borrow; the slots stay reserved for this producer.
+            drop(chunk);
+            // SAFETY: `ptr..ptr + len` are free slots, which only this producer may touch
+            // until it commits them, and the returned borrow of `self` keeps the producer
+            // (and the `Arc`ed storage it owns) alive and exclusive for that long. Every
+            // slot was initialized in `ring()` and a `u8` slot is never de-initialized, so
+            // viewing the `MaybeUninit<u8>` slots as `u8` is sound.
+            unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+        }
+
+        /// Publishes the first `n` bytes of the last [`write_buf`](Self::write_buf) to
+        /// the consumer (`Release`).
+        pub(crate) fn commit(&mut self, n: usize) {
+            if n == 0 {
+                return;
+            }
+            debug_assert!(n <= self.inner.slots(), "commit beyond the free region");
+            if let Ok(chunk) = self.inner.write_chunk_uninit(n) {
+                // SAFETY: every slot holds an initialized byte (see `ring()`); the caller
+                // has written the ones it meant to write through `write_buf`.
+                unsafe { chunk.commit_all() };
+            }
+        }
+
+        /// Whether no byte can be written (refreshes the consumer's position, `Acquire`).
+        pub(crate) fn is_full(&self) -> bool {
+            self.inner.slots() == 0
+        }
+
+        /// Copies as much of `data` as fits, publishing it with one `Release` store.
+        pub(crate) fn push(&mut self, data: &[u8]) -> usize {
+            let (written, _) = self.inner.push_partial_slice(data);
+            written.len()
+        }
+    }
+
+    impl Consumer {
+        /// Whether no byte is available (refreshes the producer's position, `Acquire`).
+        pub(crate) fn is_empty(&self) -> bool {
+            self.inner.slots() == 0
+        }
+
+        /// The largest contiguous readable region (empty when the ring is empty).
+        pub(crate) fn read_buf(&mut self) -> &[u8] {
+            let available = self.inner.slots();
+            if available == 0 {
+                return &[];
+            }
+            let Ok(chunk) = self.inner.read_chunk(available) else {
+                return &[];
+            };
+            let (first, _) = chunk.as_slices();
+            let (ptr, len) = (first.as_ptr(), first.len());
+            // Dropping a `ReadChunk` without committing releases nothing.
+            drop(chunk);
+            // SAFETY: `ptr..ptr + len` are published slots, which the producer does not
+            // touch until this consumer releases them with `consume`; that needs
+            // `&mut self`, which the returned borrow excludes. The storage is owned (via
+            // `Arc`) by `self.inner`, alive for the borrow.
+            unsafe { std::slice::from_raw_parts(ptr, len) }
+        }
+
+        /// Releases the first `n` readable bytes to the producer (`Release`).
+        pub(crate) fn consume(&mut self, n: usize) {
+            let n = n.min(self.inner.slots());
+            if n == 0 {
+                return;
+            }
+            if let Ok(chunk) = self.inner.read_chunk(n) {
+                chunk.commit_all();
+            }
+        }
+
+        /// Discards every readable byte.
+        pub(crate) fn clear(&mut self) {
+            let available = self.inner.slots();
+            self.consume(available);
+        }
+    }
+
+    impl fmt::Debug for Producer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Producer")
+                .field("capacity", &self.capacity())
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for Consumer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Consumer")
+                .field("available", &self.inner.slots())
+                .finish()
+        }
+    }
+}
+
+#[cfg(loom)]
+mod model {
+    //! The loom stand-in: the same interface and publication protocol as rtrb
+    //! (positions grow without bound; the owner stores its own position with `Release`
+    //! and reads the peer's with `Acquire`), with one loom cell per byte so that loom
+    //! also flags any access to a slot the other side still owns. Bytes move through a
+    //! local scratch buffer, since loom cells cannot be viewed as one slice.
+
+    use crate::sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
+    use std::fmt;
+
+    struct Storage {
+        head: AtomicUsize,
+        tail: AtomicUsize,
+        slots: Box<[UnsafeCell<u8>]>,
+    }
+
+    // SAFETY: each slot is accessed only by the side that owns it under the head/tail
+    // protocol described in the module docs; loom checks exactly that.
+    unsafe impl Sync for Storage {}
+    // SAFETY: as above; the cells hold plain bytes.
+    unsafe impl Send for Storage {}
+
+    pub(crate) struct Producer {
+        storage: Arc<Storage>,
+        tail: usize,
+        scratch: Vec<u8>,
+    }
+
+    pub(crate) struct Consumer {
+        storage: Arc<Storage>,
+        head: usize,
+        scratch: Vec<u8>,
+    }
+
+    pub(crate) fn ring(capacity: usize) -> (Producer, Consumer) {
+        let storage = Arc::new(Storage {
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            slots: (0..capacity).map(|_| UnsafeCell::new(0)).collect(),
+        });
+        let producer = Producer {
+            storage: storage.clone(),
+            tail: 0,
+            scratch: vec![0; capacity],
+        };
+        let consumer = Consumer {
+            storage,
+            head: 0,
+            scratch: vec![0; capacity],
+        };
+        (producer, consumer)
+    }
+
+    impl Storage {
+        fn capacity(&self) -> usize {
+            self.slots.len()
+        }
+    }
+
+    impl Producer {
+        pub(crate) fn capacity(&self) -> usize {
+            self.storage.capacity()
+        }
+
+        fn free(&self) -> usize {
+            let head = self.storage.head.load(Ordering::Acquire);
+            self.capacity() - (self.tail - head)
+        }
+
+        pub(crate) fn is_full(&self) -> bool {
+            self.free() == 0
+        }
+
+        pub(crate) fn write_buf(&mut self) -> &mut [u8] {
+            let contiguous = self.capacity() - self.tail % self.capacity();
+            let len = self.free().min(contiguous);
+            &mut self.scratch[..len]
+        }
+
+        pub(crate) fn commit(&mut self, n: usize) {
+            for i in 0..n {
+                let slot = &self.storage.slots[(self.tail + i) % self.capacity()];
+                let byte = self.scratch[i];
+                // SAFETY: the slot is free, so owned by the producer (loom checks it).
+                slot.with_mut(|p| unsafe { *p = byte });
+            }
+            self.tail += n;
+            self.storage.tail.store(self.tail, Ordering::Release);
+        }
+
+        pub(crate) fn push(&mut self, data: &[u8]) -> usize {
+            let n = self.free().min(data.len());
+            for (i, byte) in data[..n].iter().enumerate() {
+                let slot = &self.storage.slots[(self.tail + i) % self.capacity()];
+                // SAFETY: the slot is free, so owned by the producer (loom checks it).
+                slot.with_mut(|p| unsafe { *p = *byte });
+            }
+            if n > 0 {
+                self.tail += n;
+                self.storage.tail.store(self.tail, Ordering::Release);
+            }
+            n
+        }
+    }
+
+    impl Consumer {
+        fn available(&self) -> usize {
+            self.storage.tail.load(Ordering::Acquire) - self.head
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.available() == 0
+        }
+
+        pub(crate) fn read_buf(&mut self) -> &[u8] {
+            let capacity = self.storage.capacity();
+            let contiguous = capacity - self.head % capacity;
+            let len = self.available().min(contiguous);
+            for i in 0..len {
+                let slot = &self.storage.slots[(self.head + i) % capacity];
+                // SAFETY: the slot is published, so owned by the consumer (loom checks it).
+                self.scratch[i] = slot.with(|p| unsafe { *p });
+            }
+            &self.scratch[..len]
+        }
+
+        pub(crate) fn consume(&mut self, n: usize) {
+            let n = n.min(self.available());
+            if n > 0 {
+                self.head += n;
+                self.storage.head.store(self.head, Ordering::Release);
+            }
+        }
+
+        pub(crate) fn clear(&mut self) {
+            let n = self.available();
+            self.consume(n);
+        }
+    }
+
+    impl fmt::Debug for Producer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Producer").finish_non_exhaustive()
+        }
+    }
+
+    impl fmt::Debug for Consumer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Consumer").finish_non_exhaustive()
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The reading half of a ring.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use sync_wrapper::SyncWrapper;
+use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
+
+use super::buffer::Consumer;
+use super::coop;
+use super::shared::{Shared, WriterEnd};
+use crate::pool;
+use crate::sync::Arc;
+
+/// The reading half of a ring, created by [`pipe`](crate::pipe),
+/// [`RingPool::acquire`](crate::RingPool::acquire) or
+/// [`RingStream::into_split`](crate::RingStream::into_split).
+///
+/// Implements [`AsyncRead`] and [`AsyncBufRead`]. [`poll_fill_buf`](AsyncBufRead::poll_fill_buf)
+/// returns a slice of ring memory itself and [`consume`](AsyncBufRead::consume)
+/// releases it to the writer: there is no intermediate buffer, so reading through
+/// `AsyncBufRead` copies each byte once fewer than through `AsyncRead`.
+///
+/// # Closing
+///
+/// The reader receives every byte written before the writer's close, then:
+/// - after a clean close (the writer shut down or was dropped): `Ok(0)` (an empty
+///   `fill_buf`) on every later read;
+/// - after an abort: an error of kind [`ConnectionAborted`](io::ErrorKind::ConnectionAborted)
+///   carrying the writer's reason ([`Aborted`](crate::Aborted)), on every later read.
+///
+/// Dropping the reader closes the stream for the writer: a pending write is woken and
+/// fails with [`BrokenPipe`](io::ErrorKind::BrokenPipe), as do later writes. A
+/// zero-length read completes at once, as in `tokio::io::duplex`.
+///
+/// # Cancellation safety
+///
+/// A read either copies bytes out and releases them, or leaves the ring untouched:
+/// dropping a read future never loses or duplicates data. Bytes returned by `fill_buf`
+/// stay in the ring until `consume`d.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (mut writer, mut reader) = wrpc_ring::pipe(64);
+/// writer.write_all(b"hello\nworld\n").await?;
+/// drop(writer); // a clean close
+///
+/// let mut lines = reader.lines();
+/// assert_eq!(lines.next_line().await?.as_deref(), Some("hello"));
+/// assert_eq!(lines.next_line().await?.as_deref(), Some("world"));
+/// assert_eq!(lines.next_line().await?, None);
+/// # Ok::<_, std::io::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct RingReader {
+    shared: Arc<Shared>,
+    /// `None` only while dropping; see `RingWriter::producer` for the `SyncWrapper`.
+    consumer: SyncWrapper<Option<Consumer>>,
+    capacity: usize,
+}
+
+impl RingReader {
+    pub(crate) fn new(shared: Arc<Shared>, consumer: Consumer, capacity: usize) -> Self {
+        Self {
+            shared,
+            consumer: SyncWrapper::new(Some(consumer)),
+            capacity,
+        }
+    }
+
+    /// The ring's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Resolves with `true` once a byte is readable, `false` at a clean end of stream.
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let budget = ready!(coop::poll_proceed(cx));
+        let Some(consumer) = self.consumer.get_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        let mut registered = false;
+        loop {
+            // The close state first, then the ring: a close seen here was set after the
+            // writer's last bytes were published, so none can be missed.
+            let end = self.shared.writer_end();
+            if !consumer.is_empty() {
+                budget.made_progress();
+                return Poll::Ready(Ok(true));
+            }
+            match end {
+                WriterEnd::Closed => {
+                    budget.made_progress();
+                    return Poll::Ready(Ok(false));
+                }
+                WriterEnd::Aborted => {
+                    budget.made_progress();
+                    return Poll::Ready(Err(self.shared.abort_error()));
+                }
+                WriterEnd::Open if registered => return Poll::Pending,
+                WriterEnd::Open => {}
+            }
+            // Announce, then loop once more to re-check: the lost-wake-up guard.
+            self.shared.reader_wait(cx.waker());
+            registered = true;
+        }
+    }
+
+    fn release(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if let Some(consumer) = self.consumer.get_mut() {
+            consumer.consume(n);
+            self.shared.wake_writer();
+        }
+    }
+}
+
+impl AsyncRead for RingReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if !ready!(this.poll_data(cx))? {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(consumer) = this.consumer.get_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        // At most two contiguous regions: up to the end of the ring, then from its start.
+        let mut copied = 0;
+        for _ in 0..2 {
+            let available = consumer.read_buf();
+            let n = available.len().min(buf.remaining());
+            if n == 0 {
+                break;
+            }
+            buf.put_slice(&available[..n]);
+            consumer.consume(n);
+            copied += n;
+        }
+        if copied > 0 {
+            this.shared.wake_writer();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncBufRead for RingReader {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        if !ready!(this.poll_data(cx))? {
+            return Poll::Ready(Ok(&[]));
+        }
+        match this.consumer.get_mut() {
+            Some(consumer) => Poll::Ready(Ok(consumer.read_buf())),
+            None => Poll::Ready(Ok(&[])),
+        }
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().release(amt);
+    }
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        self.shared.close_reader();
+        if let Some(consumer) = self.consumer.get_mut().take() {
+            pool::release(&self.shared, |parts| parts.consumer = Some(consumer));
+        }
+    }
+}
+
+impl fmt::Debug for RingReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingReader")
+            .field("capacity", &self.capacity)
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}

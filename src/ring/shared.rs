@@ -1,0 +1,202 @@
+//! The state shared by the two halves of one ring: close bits, wait bits, wakers.
+//!
+//! # The protocol
+//!
+//! One atomic word holds both the close state and the "may be waiting" bits, so a close
+//! and a wait are totally ordered with each other (they are read-modify-writes of the
+//! same location). Data availability lives in the ring's head/tail (see `buffer`).
+//!
+//! A side that finds nothing to do (reader: ring empty; writer: ring full):
+//! 1. registers its waker in its [`AtomicWaker`],
+//! 2. sets its `*_WAITING` bit with a `SeqCst` read-modify-write and issues a `SeqCst`
+//!    fence,
+//! 3. re-checks the ring and the close bits, and only then returns `Pending`.
+//!
+//! The other side, after publishing (writer: tail; reader: head), issues a `SeqCst`
+//! fence and then loads the word; if the peer's `*_WAITING` bit is set it clears it and
+//! wakes the peer. The two fences order "publish → look for waiter" against "announce
+//! waiting → look for data": at least one side sees the other's write, so a wake-up
+//! cannot be lost, and steady streaming pays no wake (and no waker clone) per write.
+//! Closing sets a close bit and wakes the peer unconditionally: closes are rare.
+//!
+//! A close never overtakes data: the writer publishes its last bytes before it sets
+//! `WRITER_CLOSED`/`WRITER_ABORTED` (`SeqCst`, which includes `Release`), and the
+//! reader loads the word (`Acquire`) *before* it looks at the ring, so a reader that
+//! sees the close also sees every byte written before it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+use std::task::Waker;
+
+use crossbeam_utils::CachePadded;
+
+use super::buffer::{Consumer, Producer};
+use crate::error::Aborted;
+use crate::pool::PoolInner;
+use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering, fence, lock};
+
+/// The writer closed its end cleanly (shutdown or drop).
+const WRITER_CLOSED: usize = 1 << 0;
+/// The writer aborted; the reason is in [`Shared::abort_reason`].
+const WRITER_ABORTED: usize = 1 << 1;
+/// The reader is gone.
+const READER_CLOSED: usize = 1 << 2;
+/// The reader found the ring empty and may be parked.
+const READER_WAITING: usize = 1 << 3;
+/// The writer found the ring full and may be parked.
+const WRITER_WAITING: usize = 1 << 4;
+
+/// How the writer ended the stream, as the reader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterEnd {
+    /// Still writing.
+    Open,
+    /// Closed cleanly: the reader sees EOF once the ring is drained.
+    Closed,
+    /// Aborted: the reader sees an error once the ring is drained.
+    Aborted,
+}
+
+/// What a half leaves behind when it is dropped, so the pair can be recycled.
+#[derive(Debug, Default)]
+pub(crate) struct Parts {
+    pub(crate) producer: Option<Producer>,
+    pub(crate) consumer: Option<Consumer>,
+    /// The pool this ring returns to, set while the ring is leased from it.
+    pub(crate) home: Option<Arc<PoolInner>>,
+}
+
+/// Shared by a [`RingWriter`](crate::RingWriter) and its [`RingReader`](crate::RingReader).
+pub(crate) struct Shared {
+    state: CachePadded<AtomicUsize>,
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+    abort_reason: Mutex<Option<Cow<'static, str>>>,
+    /// Off the data path: touched when a half is dropped and when the pool leases.
+    pub(crate) parts: Mutex<Parts>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: CachePadded::new(AtomicUsize::new(0)),
+            reader: AtomicWaker::new(),
+            writer: AtomicWaker::new(),
+            abort_reason: Mutex::new(None),
+            parts: Mutex::new(Parts::default()),
+        }
+    }
+
+    /// Loads the word; `Acquire` pairs with the close read-modify-writes.
+    fn load(&self) -> usize {
+        self.state.load(Ordering::Acquire)
+    }
+
+    // ----- reader side -----
+
+    /// How the writer ended the stream. Call it *before* looking at the ring.
+    pub(crate) fn writer_end(&self) -> WriterEnd {
+        let state = self.load();
+        if state & WRITER_ABORTED != 0 {
+            WriterEnd::Aborted
+        } else if state & WRITER_CLOSED != 0 {
+            WriterEnd::Closed
+        } else {
+            WriterEnd::Open
+        }
+    }
+
+    /// Steps 1–2 of the wait protocol for the reader; the caller re-checks afterwards.
+    pub(crate) fn reader_wait(&self, waker: &Waker) {
+        self.reader.register(waker);
+        self.state.fetch_or(READER_WAITING, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// After the writer published bytes: wake the reader if it may be waiting.
+    pub(crate) fn wake_reader(&self) {
+        fence(Ordering::SeqCst);
+        if self.state.load(Ordering::Relaxed) & READER_WAITING != 0
+            && self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0
+        {
+            self.reader.wake();
+        }
+    }
+
+    /// The reader is gone: later writes fail, a pending writer is woken.
+    pub(crate) fn close_reader(&self) {
+        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);
+        self.writer.wake();
+    }
+
+    /// The error a reader returns after an abort, carrying the reason.
+    pub(crate) fn abort_error(&self) -> io::Error {
+        let reason = lock(&self.abort_reason)
+            .clone()
+            .unwrap_or(Cow::Borrowed("aborted"));
+        io::Error::new(io::ErrorKind::ConnectionAborted, Aborted::new(reason))
+    }
+
+    // ----- writer side -----
+
+    /// Whether the reader is gone.
+    pub(crate) fn reader_closed(&self) -> bool {
+        self.load() & READER_CLOSED != 0
+    }
+
+    /// Steps 1–2 of the wait protocol for the writer; the caller re-checks afterwards.
+    pub(crate) fn writer_wait(&self, waker: &Waker) {
+        self.writer.register(waker);
+        self.state.fetch_or(WRITER_WAITING, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// After the reader released space: wake the writer if it may be waiting.
+    pub(crate) fn wake_writer(&self) {
+        fence(Ordering::SeqCst);
+        if self.state.load(Ordering::Relaxed) & WRITER_WAITING != 0
+            && self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0
+        {
+            self.writer.wake();
+        }
+    }
+
+    /// Ends the stream cleanly; the reader drains, then sees EOF.
+    pub(crate) fn close_writer(&self) {
+        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);
+        self.reader.wake();
+    }
+
+    /// Ends the stream with an error carrying `reason`, seen by the reader after it has
+    /// drained the bytes written before.
+    pub(crate) fn abort_writer(&self, reason: Cow<'static, str>) {
+        // The reason is stored before the bit is set, and the reader takes the lock
+        // after it saw the bit, so the reader always finds it.
+        *lock(&self.abort_reason) = Some(reason);
+        self.state.fetch_or(WRITER_ABORTED, Ordering::SeqCst);
+        self.reader.wake();
+    }
+
+    // ----- recycling -----
+
+    /// Makes the ring as good as new. Only called when no half is alive.
+    pub(crate) fn reset(&self) {
+        self.state.store(0, Ordering::Relaxed);
+        *lock(&self.abort_reason) = None;
+        // Drop stale wakers so a recycled ring keeps no task alive.
+        drop(self.reader.take());
+        drop(self.writer.take());
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.load(Ordering::Relaxed);
+        f.debug_struct("Shared")
+            .field("writer_closed", &(state & WRITER_CLOSED != 0))
+            .field("writer_aborted", &(state & WRITER_ABORTED != 0))
+            .field("reader_closed", &(state & READER_CLOSED != 0))
+            .finish_non_exhaustive()
+    }
+}
