@@ -61,19 +61,14 @@ pub use crate::error::Aborted;
 pub use crate::pool::{PoolStats, RingPool};
 pub use crate::ring::{MIN_CAPACITY, RingReader, RingStream, RingWriter, duplex, pipe};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_traits<T: Send + Sync + Unpin + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_sync_unpin_static() {
-        assert_traits::<RingWriter>();
-        assert_traits::<RingReader>();
-        assert_traits::<RingStream>();
-        assert_traits::<RingPool>();
-        assert_traits::<PoolStats>();
-        assert_traits::<Aborted>();
-    }
-}
+// Every public type is `Send + Sync + Unpin + 'static`, checked at compile time: wRPC
+// requires `Send + Sync` streams, and these halves are moved between tasks freely.
+const _: () = {
+    const fn assert_traits<T: Send + Sync + Unpin + 'static>() {}
+    assert_traits::<RingWriter>();
+    assert_traits::<RingReader>();
+    assert_traits::<RingStream>();
+    assert_traits::<RingPool>();
+    assert_traits::<PoolStats>();
+    assert_traits::<Aborted>();
+};

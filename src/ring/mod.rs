@@ -73,3 +73,6 @@ pub(crate) fn fresh(capacity: usize) -> (Arc<Shared>, buffer::Producer, buffer::
 }
 
 pub(crate) use self::buffer::{Consumer, Producer};
+
+#[cfg(test)]
+mod tests;

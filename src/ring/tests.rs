@@ -1,0 +1,329 @@
+//! Unit tests of the ring and its close protocol, small enough for Miri.
+//!
+//! They use `futures`' executor and plain threads rather than a tokio runtime, so that
+//! Miri checks the crate's own unsafe code and atomics with little else in the way.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::thread;
+
+use futures::executor::block_on;
+use futures::task::noop_waker_ref;
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::{Aborted, RingPool, pipe};
+
+/// Bytes moved by the cross-thread tests; Miri is ~1000× slower.
+const TRANSFER: usize = if cfg!(miri) { 2_000 } else { 1 << 20 };
+
+async fn write_all(w: &mut crate::RingWriter, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| Pin::new(&mut *w).poll_write(cx, data)).await?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+async fn read(r: &mut crate::RingReader, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn read_to_end(r: &mut crate::RingReader) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0; 13];
+    loop {
+        match read(r, &mut buf).await? {
+            0 => return Ok(out),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn shutdown(w: &mut crate::RingWriter) {
+    let mut cx = Context::from_waker(noop_waker_ref());
+    assert!(matches!(Pin::new(w).poll_shutdown(&mut cx), Poll::Ready(Ok(()))));
+}
+
+#[test]
+fn shutdown_delivers_every_byte_then_eof_forever() {
+    let (mut w, mut r) = pipe(8);
+    block_on(async {
+        write_all(&mut w, b"abcdef").await.unwrap();
+        shutdown(&mut w);
+        assert_eq!(read_to_end(&mut r).await.unwrap(), b"abcdef");
+        assert_eq!(read(&mut r, &mut [0; 4]).await.unwrap(), 0);
+        assert_eq!(read(&mut r, &mut [0; 4]).await.unwrap(), 0);
+        let err = write_all(&mut w, b"x").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    });
+}
+
+#[test]
+fn drop_is_a_clean_close() {
+    let (mut w, mut r) = pipe(8);
+    block_on(async {
+        write_all(&mut w, b"abc").await.unwrap();
+        drop(w);
+        assert_eq!(read_to_end(&mut r).await.unwrap(), b"abc");
+    });
+}
+
+#[test]
+fn abort_delivers_bytes_then_the_reason() {
+    let (mut w, mut r) = pipe(8);
+    block_on(async {
+        write_all(&mut w, b"abc").await.unwrap();
+        w.abort(format!("code {}", 42));
+        let mut buf = [0; 8];
+        assert_eq!(read(&mut r, &mut buf).await.unwrap(), 3);
+        for _ in 0..2 {
+            let err = read(&mut r, &mut buf).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+            let inner = err.get_ref().and_then(|e| e.downcast_ref::<Aborted>()).unwrap();
+            assert_eq!(inner.reason(), "code 42");
+            assert!(err.to_string().contains("code 42"), "{err}");
+        }
+        assert_eq!(
+            write_all(&mut w, b"x").await.unwrap_err().kind(),
+            io::ErrorKind::BrokenPipe
+        );
+    });
+}
+
+#[test]
+fn writer_dropped_while_panicking_aborts() {
+    let (w, mut r) = pipe(8);
+    let result = thread::spawn(move || {
+        let _w = w;
+        panic!("boom");
+    })
+    .join();
+    assert!(result.is_err());
+    let err = block_on(read(&mut r, &mut [0; 4])).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+    assert!(err.to_string().contains("panicking"), "{err}");
+}
+
+#[test]
+fn reader_drop_fails_pending_and_later_writes() {
+    let (mut w, r) = pipe(4);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    assert!(matches!(
+        Pin::new(&mut w).poll_write(&mut cx, b"abcd"),
+        Poll::Ready(Ok(4))
+    ));
+    // Full: the write is pending until the reader goes away.
+    assert!(Pin::new(&mut w).poll_write(&mut cx, b"e").is_pending());
+    drop(r);
+    assert!(w.is_closed());
+    match Pin::new(&mut w).poll_write(&mut cx, b"e") {
+        Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
+        other => panic!("expected BrokenPipe, got {other:?}"),
+    }
+    match Pin::new(&mut w).poll_write(&mut cx, b"") {
+        Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
+        other => panic!("expected BrokenPipe, got {other:?}"),
+    }
+}
+
+#[test]
+fn reader_drop_wakes_a_parked_writer() {
+    let (mut w, r) = pipe(2);
+    let writer = thread::spawn(move || block_on(write_all(&mut w, &[1; 64])));
+    // Let the writer fill the ring and park, then go away.
+    thread::sleep(std::time::Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
+    drop(r);
+    let err = writer.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+}
+
+#[test]
+fn zero_length_operations_complete_at_once() {
+    let (mut w, mut r) = pipe(4);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    assert!(matches!(
+        Pin::new(&mut w).poll_write(&mut cx, b""),
+        Poll::Ready(Ok(0))
+    ));
+    let mut empty = ReadBuf::new(&mut []);
+    assert!(matches!(
+        Pin::new(&mut r).poll_read(&mut cx, &mut empty),
+        Poll::Ready(Ok(()))
+    ));
+    // Nothing written yet: a non-empty read is pending.
+    let mut buf = [0; 1];
+    assert!(
+        Pin::new(&mut r)
+            .poll_read(&mut cx, &mut ReadBuf::new(&mut buf))
+            .is_pending()
+    );
+}
+
+#[test]
+fn flush_completes_at_once() {
+    let (mut w, _r) = pipe(4);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    assert!(matches!(
+        Pin::new(&mut w).poll_flush(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+}
+
+#[test]
+fn fill_buf_reads_ring_memory_in_place_across_the_wrap() {
+    let (mut w, mut r) = pipe(5);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    block_on(async {
+        write_all(&mut w, b"abc").await.unwrap();
+        assert_eq!(read(&mut r, &mut [0; 3]).await.unwrap(), 3);
+        // Head is now at 3 of 5: this write wraps.
+        write_all(&mut w, b"defgh").await.unwrap();
+    });
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let Poll::Ready(Ok(chunk)) = Pin::new(&mut r).poll_fill_buf(&mut cx) else {
+            panic!("no data")
+        };
+        assert!(!chunk.is_empty());
+        let n = chunk.len().min(1 + got.len() % 2);
+        got.extend_from_slice(&chunk[..n]);
+        Pin::new(&mut r).consume(n);
+    }
+    assert_eq!(got, b"defgh");
+    drop(w);
+    let Poll::Ready(Ok(chunk)) = Pin::new(&mut r).poll_fill_buf(&mut cx) else {
+        panic!("no eof")
+    };
+    assert!(chunk.is_empty());
+}
+
+#[test]
+fn consuming_more_than_available_is_clamped() {
+    let (mut w, mut r) = pipe(8);
+    block_on(write_all(&mut w, b"ab")).unwrap();
+    Pin::new(&mut r).consume(100);
+    block_on(write_all(&mut w, b"cd")).unwrap();
+    drop(w);
+    assert_eq!(block_on(read_to_end(&mut r)).unwrap(), b"cd");
+}
+
+#[test]
+fn write_with_fills_ring_memory_directly() {
+    let (mut w, mut r) = pipe(6);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let n = w.poll_write_with(&mut cx, |buf| {
+        assert_eq!(buf.len(), 6);
+        buf[..4].copy_from_slice(b"wxyz");
+        4
+    });
+    assert!(matches!(n, Poll::Ready(Ok(4))));
+    // Claiming more than the region is clamped to it.
+    let n = w.poll_write_with(&mut cx, |buf| {
+        buf.fill(b'!');
+        usize::MAX
+    });
+    assert!(matches!(n, Poll::Ready(Ok(2))));
+    // Full now: pending, and `fill` is not called.
+    assert!(w.poll_write_with(&mut cx, |_| unreachable!()).is_pending());
+    drop(w);
+    assert_eq!(block_on(read_to_end(&mut r)).unwrap(), b"wxyz!!");
+}
+
+#[test]
+fn bytes_cross_threads_in_order_through_a_small_ring() {
+    let data = pattern(TRANSFER);
+    let (mut w, mut r) = pipe(61);
+    let expected = data.clone();
+    let writer = thread::spawn(move || {
+        block_on(async {
+            // Uneven write sizes exercise the wrap at every offset.
+            for chunk in data.chunks(97) {
+                write_all(&mut w, chunk).await.unwrap();
+            }
+        })
+    });
+    let got = block_on(read_to_end(&mut r)).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "bytes reordered or corrupted");
+}
+
+#[test]
+fn pool_recycles_an_empty_ring_with_fresh_close_state() {
+    let pool = RingPool::new(8, 2);
+    let (mut w, r) = pool.acquire();
+    block_on(write_all(&mut w, b"secret")).unwrap();
+    w.abort("old user");
+    drop((w, r)); // unread bytes and an abort left behind
+    let stats = pool.stats();
+    assert_eq!((stats.misses, stats.hits, stats.in_use, stats.idle), (1, 0, 0, 1));
+
+    let (mut w, mut r) = pool.acquire();
+    assert_eq!(pool.stats().hits, 1);
+    assert!(!w.is_closed());
+    let mut cx = Context::from_waker(noop_waker_ref());
+    // Empty and open: a read is pending, not the old bytes, EOF or abort.
+    assert!(
+        Pin::new(&mut r)
+            .poll_read(&mut cx, &mut ReadBuf::new(&mut [0; 8]))
+            .is_pending()
+    );
+    block_on(write_all(&mut w, b"new")).unwrap();
+    drop(w);
+    assert_eq!(block_on(read_to_end(&mut r)).unwrap(), b"new");
+}
+
+#[test]
+fn pool_returns_a_ring_only_after_both_halves_drop() {
+    let pool = RingPool::new(8, 4);
+    let (w, r) = pool.acquire();
+    drop(w);
+    assert_eq!((pool.stats().in_use, pool.stats().idle), (1, 0));
+    drop(r);
+    assert_eq!((pool.stats().in_use, pool.stats().idle), (0, 1));
+}
+
+#[test]
+fn pool_frees_rings_beyond_max_idle() {
+    let pool = RingPool::new(8, 1);
+    let a = pool.acquire();
+    let b = pool.acquire();
+    let (c, d) = pool.acquire_duplex();
+    assert_eq!(pool.stats().in_use, 4);
+    drop((a, b, c, d));
+    let stats = pool.stats();
+    assert_eq!((stats.in_use, stats.idle, stats.misses), (0, 1, 4));
+}
+
+#[test]
+fn pool_halves_dropped_on_two_threads_recycle_once() {
+    let pool = RingPool::new(16, 8);
+    for _ in 0..if cfg!(miri) { 5 } else { 200 } {
+        let (w, r) = pool.acquire();
+        let t = thread::spawn(move || drop(w));
+        drop(r);
+        t.join().unwrap();
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.in_use, stats.idle), (0, 1));
+}
+
+#[test]
+#[should_panic(expected = "ring capacity must be at least 1 byte")]
+fn zero_capacity_is_rejected() {
+    let _ = pipe(0);
+}
