@@ -1,1 +1,456 @@
-fn main() {}
+//! The ring core against its baselines, side by side (issue: ring core).
+//!
+//! Run with `cargo bench --bench pipe`; the results and their ratios are recorded in
+//! `docs/benchmarks.md`. Every group holds the ring *and* its baselines, so criterion's
+//! report shows them next to each other.
+//!
+//! # `rtt_64B_current_thread`, `rtt_64B_multi_thread_2w`: 64-byte ping-pong
+//!
+//! Two long-lived tasks: the client writes 64 bytes, the echo task reads them and writes
+//! them back, the client reads them. One criterion iteration is one round trip; the
+//! client times a loop of `iters` round trips itself (`iter_custom`), so neither task
+//! spawning nor the hand-over of the request to the client is measured. The same code
+//! runs on a `current_thread` runtime and on a `multi_thread` runtime with 2 workers
+//! (both built without the I/O and time drivers, which nothing here uses).
+//!
+//! - `waker_floor`: no data at all, only the wake-ups — one flag and one `AtomicWaker`
+//!   per direction (the waker cell the ring itself uses). A round trip is exactly two
+//!   wake + poll cycles; no pipe can do less.
+//! - `ring_duplex`: [`wrpc_ring::duplex`], `write_all` / `read_exact`.
+//! - `tokio_duplex`: `tokio::io::duplex`, the same capacity and the same calls.
+//! - `mpsc_bytes`: one `tokio::sync::mpsc::channel::<Bytes>` per direction, used as a
+//!   byte pipe: each send copies the 64 bytes into a fresh `Bytes`, each receive copies
+//!   them out, just as the pipes copy them in and out. Its capacity holds as many bytes
+//!   as a ring (`RTT_CAPACITY / 64` messages); with one message in flight it never fills.
+//!
+//! # `stream_1GiB`: bulk throughput
+//!
+//! A writer task streams `WRPC_BENCH_STREAM_BYTES` (default 1 GiB, the issue's size; a
+//! `K`/`M`/`G` suffix is accepted, the value is rounded up to whole chunks) as 64 KiB
+//! writes from one 64 KiB source buffer, then closes; a reader task reads to the end.
+//! Both run on one `current_thread` runtime (the deployment the design aims for: caller
+//! and callee on one worker). The parameter is the ring size, 64 KiB or 1 MiB.
+//!
+//! - `memcpy`: one 64 KiB `copy_from_slice`, the physical limit (its throughput is per
+//!   64 KiB copied; every other entry copies each byte at least once).
+//! - `ring_read`: [`wrpc_ring::pipe`], reader `AsyncRead` into a 64 KiB buffer (two copies
+//!   per byte: into the ring, out of it).
+//! - `ring_bufread`: the same ring, reader `fill_buf` / `consume` on ring memory in place
+//!   (one copy per byte).
+//! - `tokio_duplex_read`: `tokio::io::duplex` with the same `max_buf_size`, reader
+//!   `AsyncRead` into a 64 KiB buffer (tokio's duplex has no `AsyncBufRead`; two copies).
+//! - `mpsc_bytes`: `mpsc::channel::<Bytes>` whose capacity holds the same number of bytes
+//!   as the ring (1 or 16 chunks). The writer produces each chunk the way the ring gets
+//!   it, from the source buffer: `Bytes::copy_from_slice` (an allocation and one copy).
+//!   It never sends clones of one pre-built `Bytes`, which would move no bytes at all.
+//!   The reader takes each `Bytes` and drops it (one copy per byte, like `ring_bufread`).
+//!
+//! No reader inspects the bytes (each hands them to `black_box`), so the numbers are the
+//! pipe's cost alone; every reader counts them and the total is checked.
+
+use std::future::{Future, poll_fn};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{mpsc, oneshot};
+
+/// The ping-pong message size.
+const MESSAGE: usize = 64;
+/// Capacity of each direction of the ping-pong pipes (ring and `tokio::io::duplex`).
+const RTT_CAPACITY: usize = 64 * 1024;
+/// The size of every streaming write, and of the `AsyncRead` readers' buffer.
+const CHUNK: usize = 64 * 1024;
+/// The bytes every streaming writer copies from.
+static SOURCE: [u8; CHUNK] = [0xA5; CHUNK];
+/// The ring sizes the streaming group compares.
+const STREAM_RINGS: [usize; 2] = [64 * 1024, 1024 * 1024];
+/// The environment variable that overrides the streamed size.
+const STREAM_BYTES_VAR: &str = "WRPC_BENCH_STREAM_BYTES";
+/// The issue's streamed size.
+const DEFAULT_STREAM_BYTES: u64 = 1 << 30;
+
+// ----- ping-pong -----
+
+/// One end of a ping-pong connection. Both calls return `false` once the peer is gone.
+trait Endpoint: Send + 'static {
+    /// Sends the message in `message`.
+    fn send(&mut self, message: &[u8]) -> impl Future<Output = bool> + Send;
+    /// Receives one message into `message`.
+    fn recv(&mut self, message: &mut [u8]) -> impl Future<Output = bool> + Send;
+}
+
+/// A byte stream (the ring's `RingStream`, tokio's `DuplexStream`) as an endpoint.
+struct ByteStream<S>(S);
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Endpoint for ByteStream<S> {
+    async fn send(&mut self, message: &[u8]) -> bool {
+        self.0.write_all(message).await.is_ok()
+    }
+
+    async fn recv(&mut self, message: &mut [u8]) -> bool {
+        self.0.read_exact(message).await.is_ok()
+    }
+}
+
+/// One direction of each of two `mpsc::channel::<Bytes>`s, used as a byte pipe.
+struct Channel {
+    tx: mpsc::Sender<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Channel {
+    fn pair(capacity: usize) -> (Self, Self) {
+        let (a_tx, b_rx) = mpsc::channel(capacity);
+        let (b_tx, a_rx) = mpsc::channel(capacity);
+        (Self { tx: a_tx, rx: a_rx }, Self { tx: b_tx, rx: b_rx })
+    }
+}
+
+impl Endpoint for Channel {
+    async fn send(&mut self, message: &[u8]) -> bool {
+        self.tx.send(Bytes::copy_from_slice(message)).await.is_ok()
+    }
+
+    async fn recv(&mut self, message: &mut [u8]) -> bool {
+        match self.rx.recv().await {
+            Some(bytes) => {
+                message.copy_from_slice(&bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// "You have a message": a flag and the waker of the task that waits for it.
+#[derive(Default)]
+struct Signal {
+    raised: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The waker-only floor: one [`Signal`] per direction, no data.
+struct Floor {
+    outgoing: Arc<Signal>,
+    incoming: Arc<Signal>,
+}
+
+impl Floor {
+    fn pair() -> (Self, Self) {
+        let (a, b) = (Arc::new(Signal::default()), Arc::new(Signal::default()));
+        (
+            Self {
+                outgoing: a.clone(),
+                incoming: b.clone(),
+            },
+            Self {
+                outgoing: b,
+                incoming: a,
+            },
+        )
+    }
+}
+
+impl Endpoint for Floor {
+    async fn send(&mut self, _message: &[u8]) -> bool {
+        // `Release` pairs with the receiver's `Acquire` swap; `AtomicWaker::wake` orders
+        // itself after the store and against the receiver's `register`.
+        self.outgoing.raised.store(true, Ordering::Release);
+        self.outgoing.waker.wake();
+        true
+    }
+
+    async fn recv(&mut self, _message: &mut [u8]) -> bool {
+        let signal = &*self.incoming;
+        poll_fn(|cx| {
+            if signal.raised.swap(false, Ordering::Acquire) {
+                return Poll::Ready(true);
+            }
+            // Register, then re-check: the documented `AtomicWaker` protocol.
+            signal.waker.register(cx.waker());
+            if signal.raised.swap(false, Ordering::Acquire) {
+                Poll::Ready(true)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// A request to the client task: run this many round trips, reply with their duration.
+type Request = (u64, oneshot::Sender<Duration>);
+
+/// A ping-pong connection whose two ends live in long-lived tasks on `runtime`.
+struct PingPong {
+    requests: mpsc::UnboundedSender<Request>,
+    // Declared last so that it is dropped last: dropping it cancels the tasks.
+    runtime: Runtime,
+}
+
+impl PingPong {
+    /// Spawns an echo task on `server` and a client task on `client`.
+    fn start<E: Endpoint>(runtime: Runtime, (mut client, mut server): (E, E)) -> Self {
+        runtime.spawn(async move {
+            let mut message = [0; MESSAGE];
+            while server.recv(&mut message).await && server.send(&message).await {}
+        });
+        let (requests, mut pending) = mpsc::unbounded_channel::<Request>();
+        runtime.spawn(async move {
+            let mut message = [0x5A; MESSAGE];
+            while let Some((round_trips, reply)) = pending.recv().await {
+                let start = Instant::now();
+                for _ in 0..round_trips {
+                    assert!(client.send(&message).await, "echo task gone");
+                    assert!(client.recv(&mut message).await, "echo task gone");
+                }
+                let _ = reply.send(start.elapsed());
+            }
+        });
+        Self { requests, runtime }
+    }
+
+    /// Runs `round_trips` round trips and returns the time the client took for them.
+    fn measure(&self, round_trips: u64) -> Duration {
+        let (reply, elapsed) = oneshot::channel();
+        self.requests
+            .send((round_trips, reply))
+            .expect("client task alive");
+        self.runtime
+            .block_on(elapsed)
+            .expect("client task finished its round trips")
+    }
+}
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread()
+        .build()
+        .expect("current_thread runtime")
+}
+
+fn multi_thread_2w() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("multi_thread runtime")
+}
+
+fn bench_ping_pong(c: &mut Criterion, group_name: &str, runtime: fn() -> Runtime) {
+    let mut group = c.benchmark_group(group_name);
+    group
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+
+    fn run<E: Endpoint>(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        runtime: Runtime,
+        ends: (E, E),
+    ) {
+        let pair = PingPong::start(runtime, ends);
+        group.bench_function(name, |b| b.iter_custom(|iters| pair.measure(iters)));
+    }
+
+    run(&mut group, "waker_floor", runtime(), Floor::pair());
+    let (a, b) = wrpc_ring::duplex(RTT_CAPACITY);
+    run(
+        &mut group,
+        "ring_duplex",
+        runtime(),
+        (ByteStream(a), ByteStream(b)),
+    );
+    let (a, b) = tokio::io::duplex(RTT_CAPACITY);
+    run(
+        &mut group,
+        "tokio_duplex",
+        runtime(),
+        (ByteStream(a), ByteStream(b)),
+    );
+    run(
+        &mut group,
+        "mpsc_bytes",
+        runtime(),
+        Channel::pair(RTT_CAPACITY / MESSAGE),
+    );
+    group.finish();
+}
+
+fn rtt_current_thread(c: &mut Criterion) {
+    bench_ping_pong(c, "rtt_64B_current_thread", current_thread);
+}
+
+fn rtt_multi_thread(c: &mut Criterion) {
+    bench_ping_pong(c, "rtt_64B_multi_thread_2w", multi_thread_2w);
+}
+
+// ----- streaming -----
+
+/// The streamed size: `WRPC_BENCH_STREAM_BYTES` if set, rounded up to whole chunks.
+fn stream_bytes() -> u64 {
+    let bytes = match std::env::var(STREAM_BYTES_VAR) {
+        Ok(value) => parse_size(&value).unwrap_or_else(|| {
+            panic!("{STREAM_BYTES_VAR}={value:?} is not a size like 1073741824, 64M or 1G")
+        }),
+        Err(_) => DEFAULT_STREAM_BYTES,
+    };
+    bytes.max(1).div_ceil(CHUNK as u64) * CHUNK as u64
+}
+
+/// Parses `123`, `64K`, `256M`, `1G` (binary units).
+fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, shift) = match value.as_bytes().last()?.to_ascii_uppercase() {
+        b'K' => (&value[..value.len() - 1], 10),
+        b'M' => (&value[..value.len() - 1], 20),
+        b'G' => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// A size in the units used in benchmark names: `64KiB`, `1MiB`, `1GiB`.
+fn size_name(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b}B"),
+    }
+}
+
+/// Writes `total` bytes as 64 KiB writes from [`SOURCE`], then shuts down.
+async fn write_stream<W: AsyncWrite + Unpin>(mut writer: W, total: u64) {
+    for _ in 0..total / CHUNK as u64 {
+        writer.write_all(&SOURCE).await.expect("write");
+    }
+    writer.shutdown().await.expect("shutdown");
+}
+
+/// Reads to the end through `AsyncRead` into a 64 KiB buffer; returns the byte count.
+async fn read_stream<R: AsyncRead + Unpin>(mut reader: R) -> u64 {
+    let mut buf = vec![0; CHUNK];
+    let mut total = 0;
+    loop {
+        let n = reader.read(&mut buf).await.expect("read");
+        if n == 0 {
+            return total;
+        }
+        black_box(&buf[..n]);
+        total += n as u64;
+    }
+}
+
+/// Reads to the end through `AsyncBufRead`, in place; returns the byte count.
+async fn bufread_stream<R: AsyncBufRead + Unpin>(mut reader: R) -> u64 {
+    let mut total = 0;
+    loop {
+        let chunk = reader.fill_buf().await.expect("fill_buf");
+        if chunk.is_empty() {
+            return total;
+        }
+        let n = chunk.len();
+        black_box(chunk);
+        reader.consume(n);
+        total += n as u64;
+    }
+}
+
+/// Sends `total` bytes as 64 KiB `Bytes`, each copied from [`SOURCE`] into a fresh buffer.
+async fn send_stream(tx: mpsc::Sender<Bytes>, total: u64) {
+    for _ in 0..total / CHUNK as u64 {
+        tx.send(Bytes::copy_from_slice(&SOURCE)).await.expect("send");
+    }
+}
+
+/// Receives to the end, dropping each `Bytes`; returns the byte count.
+async fn recv_stream(mut rx: mpsc::Receiver<Bytes>) -> u64 {
+    let mut total = 0;
+    while let Some(bytes) = rx.recv().await {
+        total += bytes.len() as u64;
+        black_box(bytes);
+    }
+    total
+}
+
+/// Runs one writer and one reader task to completion on `runtime`; returns the time from
+/// spawning them to the reader's end, after checking the reader got `total` bytes.
+fn time_stream(
+    runtime: &Runtime,
+    total: u64,
+    writer: impl Future<Output = ()> + Send + 'static,
+    reader: impl Future<Output = u64> + Send + 'static,
+) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        let writer = tokio::spawn(writer);
+        let reader = tokio::spawn(reader);
+        let received = reader.await.expect("reader task");
+        let elapsed = start.elapsed();
+        writer.await.expect("writer task");
+        assert_eq!(received, total, "the reader got every byte");
+        elapsed
+    })
+}
+
+fn stream(c: &mut Criterion) {
+    let total = stream_bytes();
+    let mut group = c.benchmark_group(format!("stream_{}", size_name(total)));
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
+
+    group.throughput(Throughput::Bytes(CHUNK as u64));
+    let mut dst = vec![0; CHUNK];
+    group.bench_function(BenchmarkId::new("memcpy", size_name(CHUNK as u64)), |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&SOURCE));
+            black_box(&mut dst);
+        })
+    });
+
+    let runtime = current_thread();
+    group.throughput(Throughput::Bytes(total));
+    for ring in STREAM_RINGS {
+        let ring_name = size_name(ring as u64);
+        let mut bench = |name: &str, run: &dyn Fn() -> Duration| {
+            group.bench_function(BenchmarkId::new(name, &ring_name), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run()).sum())
+            });
+        };
+        bench("ring_read", &|| {
+            let (writer, reader) = wrpc_ring::pipe(ring);
+            time_stream(&runtime, total, write_stream(writer, total), read_stream(reader))
+        });
+        bench("ring_bufread", &|| {
+            let (writer, reader) = wrpc_ring::pipe(ring);
+            time_stream(
+                &runtime,
+                total,
+                write_stream(writer, total),
+                bufread_stream(reader),
+            )
+        });
+        bench("tokio_duplex_read", &|| {
+            let (writer, reader) = tokio::io::duplex(ring);
+            time_stream(&runtime, total, write_stream(writer, total), read_stream(reader))
+        });
+        bench("mpsc_bytes", &|| {
+            let (tx, rx) = mpsc::channel((ring / CHUNK).max(1));
+            time_stream(&runtime, total, send_stream(tx, total), recv_stream(rx))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rtt_current_thread, rtt_multi_thread, stream);
+criterion_main!(benches);
