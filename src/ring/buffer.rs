@@ -66,14 +66,15 @@ mod rtrb_backed {
             if free == 0 {
                 return &mut [];
             }
-            let Ok(mut chunk) = self.inner.write_chunk_uninit(free) else {
-                return &mut [];
+            // The chunk is left uncommitted (`WriteChunkUninit` has no `Drop`): it only
+            // locates the free slots, which stay this producer's.
+            let (ptr, len) = match self.inner.write_chunk_uninit(free) {
+                Ok(mut chunk) => {
+                    let (first, _) = chunk.as_mut_slices();
+                    (first.as_mut_ptr().cast::<u8>(), first.len())
+                }
+                Err(_) => return &mut [],
             };
-            let (first, _) = chunk.as_mut_slices();
-            let (ptr, len) = (first.as_mut_ptr().cast::<u8>(), first.len());
-            // The chunk is dropped uncommitted: `WriteChunkUninit` has no `Drop`, so this
-            // only ends the borrow; the slots stay reserved for this producer.
-            drop(chunk);
             // SAFETY: `ptr..ptr + len` are free slots, which only this producer may touch
             // until it commits them, and the returned borrow of `self` keeps the producer
             // (and the `Arc`ed storage it owns) alive and exclusive for that long. Every
@@ -120,13 +121,15 @@ mod rtrb_backed {
             if available == 0 {
                 return &[];
             }
-            let Ok(chunk) = self.inner.read_chunk(available) else {
-                return &[];
+            // The chunk is left uncommitted (`ReadChunk` has no `Drop`), which releases
+            // nothing: it only locates the readable slots.
+            let (ptr, len) = match self.inner.read_chunk(available) {
+                Ok(chunk) => {
+                    let (first, _) = chunk.as_slices();
+                    (first.as_ptr(), first.len())
+                }
+                Err(_) => return &[],
             };
-            let (first, _) = chunk.as_slices();
-            let (ptr, len) = (first.as_ptr(), first.len());
-            // Dropping a `ReadChunk` without committing releases nothing.
-            drop(chunk);
             // SAFETY: `ptr..ptr + len` are published slots, which the producer does not
             // touch until this consumer releases them with `consume`; that needs
             // `&mut self`, which the returned borrow excludes. The storage is owned (via
