@@ -12,6 +12,9 @@
 //!   after every byte written before it.
 //! - [`duplex`]: two rings shaped like `tokio::io::duplex`.
 //! - [`RingPool`]: rings recycled per use, so the hot path allocates nothing.
+//! - `Ring` (feature `wrpc`, on by default): a wRPC transport (`Invoke` + `Serve`,
+//!   wrpc-transport 0.29) on pooled rings, for calls between components in one process;
+//!   see its docs for a runnable example.
 //!
 //! # Example
 //!
@@ -56,10 +59,14 @@ mod error;
 mod pool;
 mod ring;
 mod sync;
+#[cfg(feature = "wrpc")]
+pub mod transport;
 
 pub use crate::error::Aborted;
 pub use crate::pool::{PoolStats, RingPool};
 pub use crate::ring::{MIN_CAPACITY, RingReader, RingStream, RingWriter, duplex, pipe};
+#[cfg(feature = "wrpc")]
+pub use crate::transport::{Headers, Ring, TransportError};
 
 // Every public type is `Send + Sync + Unpin + 'static`, checked at compile time: wRPC
 // requires `Send + Sync` streams, and these halves are moved between tasks freely.

@@ -1,0 +1,26 @@
+//! The native wRPC transport: [`Ring`] implements wrpc-transport 0.29's `Invoke` and
+//! `Serve` directly on pooled rings.
+//!
+//! - `ring`: the [`Ring`] handle and the trait implementations;
+//! - `registry`: `serve` registrations by prefix/instance/function, round-robin, and the
+//!   hand-over of new invocations to serve streams;
+//! - `call`: one invocation's shared state, the sub-stream table where both sides meet;
+//! - `outgoing`, `incoming`: the byte-stream handles ([`Outgoing`], [`Incoming`]);
+//! - `path`: async-value paths and declared path sets with wildcards;
+//! - `headers`: the invocation context ([`Headers`]);
+//! - `error`: [`TransportError`].
+
+mod call;
+mod error;
+mod headers;
+mod incoming;
+mod outgoing;
+mod path;
+mod registry;
+mod ring;
+
+pub use self::error::TransportError;
+pub use self::headers::Headers;
+pub use self::incoming::Incoming;
+pub use self::outgoing::Outgoing;
+pub use self::ring::Ring;

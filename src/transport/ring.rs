@@ -1,0 +1,208 @@
+//! `Ring`: the in-process wRPC transport handle.
+
+use std::fmt;
+
+use bytes::Bytes;
+use futures::Stream;
+use tracing::instrument;
+
+use crate::RingPool;
+use crate::sync::Arc;
+
+use super::call::CallPool;
+use super::headers::Headers;
+use super::incoming::Incoming;
+use super::outgoing::Outgoing;
+use super::registry::{Network, Routes};
+
+/// An in-process wRPC transport on pooled rings: one cheap, cloneable handle that
+/// implements both [`Invoke`](wrpc_transport::Invoke) and [`Serve`](wrpc_transport::Serve)
+/// (wrpc-transport 0.29).
+///
+/// # Addressing
+///
+/// As in wrpc-transport-nats, a target is a *prefix* (in wasmCloud,
+/// `{lattice}.{component-id}`), an *instance* and a *function*. A handle carries one
+/// prefix ([`new`](Self::new) starts with the empty one, [`with_prefix`](Self::with_prefix)
+/// makes a handle for another) and all handles made from one `Ring::new` share their
+/// registrations, so a dispatcher maps a NATS target to a local one 1:1. Several `serve`
+/// registrations of the same target are balanced round-robin, like a NATS queue group.
+///
+/// # An invocation
+///
+/// `invoke` finds a registration and hands the callee its two root handles through the
+/// registration's channel; the callee's task takes them from its serve stream, so caller
+/// and callee always run concurrently (never the callee inline in the caller's future).
+/// The `params` bytes reach the callee's [`Incoming`] by reference count; anything the
+/// caller writes later, and the results, travel over rings leased from the
+/// [`RingPool`]. Each async value (`stream`, `future`, nested anywhere, `None` wildcards
+/// included) gets a ring of its own through [`Index`](wrpc_transport::Index): both sides'
+/// `index(path)` meet on the same ring whichever comes first. Paths are declared by the
+/// receiving side (the caller's `paths` in `invoke` for results, the callee's in `serve`
+/// for parameters); indexing an undeclared path is an error naming it.
+///
+/// No task is spawned by the transport, no byte goes through a mutex, and a write
+/// allocates nothing. Every ring of an invocation returns to the pool once both sides
+/// have dropped their handles, however the invocation ended.
+///
+/// # Context
+///
+/// The context of both traits is `Option<`[`Headers`]`>`: what the caller passes to
+/// `invoke` is what the callee's serve stream yields.
+///
+/// # Errors
+///
+/// - `invoke` fails at once with [`TransportError::NoServer`](crate::TransportError) when
+///   nothing serves the target.
+/// - A serve stream dropped: later invocations fail as above; invocations still queued
+///   for it fail on the caller's read with an abort naming the target.
+/// - A callee dropping its results without writing any: the caller's read fails with an
+///   abort naming the target, instead of waiting.
+/// - A caller dropping its handles (cancelling): the callee's writes fail with
+///   `BrokenPipe`, its reads of streams the caller never wrote with `ConnectionAborted`.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt as _;
+/// use wrpc_ring::{Headers, Ring, RingPool};
+/// use wrpc_transport::{InvokeExt as _, ServeExt as _};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let ring = Ring::new(RingPool::new(64 * 1024, 64)).with_prefix("default.comp-b");
+///
+/// // The callee: serve `greet`, answering each invocation from a task of its own.
+/// let invocations = ring
+///     .serve_values::<(String,), (String,)>(
+///         "example:hello/greeter",
+///         "greet",
+///         Vec::<Box<[Option<usize>]>>::new(), // no async parameters
+///     )
+///     .await?;
+/// let server = tokio::spawn(async move {
+///     let mut invocations = std::pin::pin!(invocations);
+///     while let Some(invocation) = invocations.next().await {
+///         let (cx, (name,), _async_params, respond) = invocation?;
+///         let caller = cx.as_ref().and_then(|cx| cx.get("source-id")).unwrap_or("?");
+///         let greeting = format!("hello {name}, from {caller}");
+///         tokio::spawn(respond((greeting,)));
+///     }
+///     anyhow::Ok(())
+/// });
+///
+/// // The caller: the same target, with its identity in the context.
+/// let mut cx = Headers::new();
+/// cx.insert("source-id", "comp-a");
+/// let ((greeting,), _async_io) = ring
+///     .invoke_values::<_, _, (String,)>(
+///         Some(cx),
+///         "example:hello/greeter",
+///         "greet",
+///         ("world".to_string(),),
+///         &[] as &[&[Option<usize>]], // no async results
+///     )
+///     .await?;
+/// assert_eq!(greeting, "hello world, from comp-a");
+///
+/// // Nothing serves this one: the invocation fails at once.
+/// let err = ring
+///     .invoke_values::<_, _, (String,)>(None, "example:hello/greeter", "nope", ("x".to_string(),), &[] as &[&[Option<usize>]])
+///     .await
+///     .unwrap_err();
+/// assert!(format!("{err:#}").contains("no server for function `nope`"));
+/// server.abort();
+/// # anyhow::Ok(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Ring {
+    net: Arc<Network>,
+    routes: Arc<Routes>,
+}
+
+impl Ring {
+    /// A transport on rings from `pool`, with the empty prefix.
+    ///
+    /// Invocation state is pooled next to the rings: at most `pool.max_idle()` idle
+    /// invocations are kept.
+    pub fn new(pool: RingPool) -> Self {
+        let net = Arc::new(Network::new(CallPool::new(pool)));
+        let routes = net.routes("");
+        Self { net, routes }
+    }
+
+    /// A handle on the same transport that invokes and serves under `prefix` (in
+    /// wasmCloud, `{lattice}.{component-id}`).
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Self {
+            net: self.net.clone(),
+            routes: self.net.routes(prefix),
+        }
+    }
+
+    /// This handle's prefix.
+    pub fn prefix(&self) -> &str {
+        self.routes.prefix()
+    }
+
+    /// The pool the transport's rings come from (for its statistics).
+    pub fn pool(&self) -> &RingPool {
+        self.net.calls.rings()
+    }
+
+    /// Whether a `serve` registration for `instance`/`func` exists under this handle's
+    /// prefix right now, so that a dispatcher can route locally.
+    pub fn serves(&self, instance: &str, func: &str) -> bool {
+        self.routes.serves(instance, func)
+    }
+}
+
+impl wrpc_transport::Invoke for Ring {
+    type Context = Option<Headers>;
+    type Outgoing = Outgoing;
+    type Incoming = Incoming;
+
+    #[instrument(level = "trace", skip(self, cx, params, paths), fields(prefix = self.prefix()))]
+    async fn invoke<P>(
+        &self,
+        cx: Self::Context,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: impl AsRef<[P]> + Send,
+    ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        Ok(self
+            .routes
+            .invoke(&self.net.calls, cx, instance, func, params, paths.as_ref())?)
+    }
+}
+
+impl wrpc_transport::Serve for Ring {
+    type Context = Option<Headers>;
+    type Outgoing = Outgoing;
+    type Incoming = Incoming;
+
+    #[instrument(level = "trace", skip(self, paths), fields(prefix = self.prefix()))]
+    async fn serve(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: impl Into<std::sync::Arc<[Box<[Option<usize>]>]>> + Send,
+    ) -> anyhow::Result<
+        impl Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>> + Send + 'static,
+    > {
+        Ok(self.routes.serve(&self.net, instance, func, paths.into()))
+    }
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("prefix", &self.prefix())
+            .field("pool", self.pool())
+            .finish()
+    }
+}
