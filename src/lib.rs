@@ -55,6 +55,8 @@
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "wrpc")]
+pub mod baseline;
 mod error;
 mod pool;
 mod ring;
