@@ -110,6 +110,7 @@ where
     V: Into<Cow<'static, str>>,
 {
     fn extend<T: IntoIterator<Item = (N, V)>>(&mut self, iter: T) {
-        self.entries.extend(iter.into_iter().map(|(n, v)| (n.into(), v.into())));
+        self.entries
+            .extend(iter.into_iter().map(|(n, v)| (n.into(), v.into())));
     }
 }

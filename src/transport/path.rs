@@ -85,7 +85,10 @@ fn matches_start(declared: &[Option<usize>], path: &[usize]) -> bool {
 
 /// Classifies `path` against `declared`. The root is always a leaf: it is the stream of
 /// the synchronous values.
-pub(crate) fn classify<'a>(declared: impl Iterator<Item = &'a [Option<usize>]>, path: &[usize]) -> Declaration {
+pub(crate) fn classify<'a>(
+    declared: impl Iterator<Item = &'a [Option<usize>]>,
+    path: &[usize],
+) -> Declaration {
     if path.is_empty() {
         return Declaration::Leaf;
     }
@@ -125,7 +128,9 @@ impl FlatPaths {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[Option<usize>]> + Clone {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(start, end)| &self.items[start..*end])
+        starts
+            .zip(&self.ends)
+            .map(|(start, end)| &self.items[start..*end])
     }
 }
 
@@ -192,7 +197,10 @@ mod tests {
         let mut flat = FlatPaths::default();
         flat.fill(&[[Some(0)].as_slice(), [].as_slice(), [Some(1), None].as_slice()]);
         let got: Vec<_> = flat.iter().collect();
-        assert_eq!(got, [[Some(0)].as_slice(), [].as_slice(), [Some(1), None].as_slice()]);
+        assert_eq!(
+            got,
+            [[Some(0)].as_slice(), [].as_slice(), [Some(1), None].as_slice()]
+        );
         assert_eq!(DisplayDeclared(flat.iter()).to_string(), "[[0], [], [1, *]]");
         flat.fill::<&[Option<usize>]>(&[]);
         assert_eq!(flat.iter().count(), 0);

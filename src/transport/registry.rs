@@ -66,8 +66,11 @@ impl Drop for Network {
 /// The functions served under one prefix: instance → function → route.
 pub(crate) struct Routes {
     prefix: Arc<str>,
-    table: Mutex<HashMap<Box<str>, HashMap<Box<str>, Route>>>,
+    table: Mutex<HashMap<Box<str>, Functions>>,
 }
+
+/// The functions served of one instance.
+type Functions = HashMap<Box<str>, Route>;
 
 /// The registrations serving one function, balanced round-robin.
 struct Route {
@@ -135,7 +138,11 @@ impl Routes {
             let call = calls.start(route.target.clone(), server.paths.clone(), paths);
             let delivery = Delivery {
                 cx,
-                outgoing: Some(Outgoing::root(call.clone(), Side::Server, Some(Unused::HandlerDropped))),
+                outgoing: Some(Outgoing::root(
+                    call.clone(),
+                    Side::Server,
+                    Some(Unused::HandlerDropped),
+                )),
                 incoming: Some(Incoming::root(call.clone(), Side::Server, params)),
             };
             let client = (
@@ -248,7 +255,8 @@ impl Stream for Invocations {
             let Some(mut delivery) = std::task::ready!(self.rx.poll_recv(cx)) else {
                 return Poll::Ready(None);
             };
-            let (Some(outgoing), Some(incoming)) = (delivery.outgoing.take(), delivery.incoming.take()) else {
+            let (Some(outgoing), Some(incoming)) = (delivery.outgoing.take(), delivery.incoming.take())
+            else {
                 continue;
             };
             if outgoing.is_caller_gone() {

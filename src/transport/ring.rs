@@ -105,10 +105,16 @@ use super::registry::{Network, Routes};
 /// assert_eq!(greeting, "hello world, from comp-a");
 ///
 /// // Nothing serves this one: the invocation fails at once.
-/// let err = ring
-///     .invoke_values::<_, _, (String,)>(None, "example:hello/greeter", "nope", ("x".to_string(),), &[] as &[&[Option<usize>]])
-///     .await
-///     .unwrap_err();
+/// let result = ring
+///     .invoke_values::<_, _, (String,)>(
+///         None,
+///         "example:hello/greeter",
+///         "nope",
+///         ("x".to_string(),),
+///         &[] as &[&[Option<usize>]],
+///     )
+///     .await;
+/// let err = result.err().expect("nothing serves `nope`");
 /// assert!(format!("{err:#}").contains("no server for function `nope`"));
 /// server.abort();
 /// # anyhow::Ok(())

@@ -1,0 +1,614 @@
+//! Semantics of the `Ring` wRPC transport, exercised through wRPC's own typed helpers
+//! (`InvokeExt::invoke_values`, `ServeExt::serve_values`) and through the raw
+//! `Invoke`/`Serve`/`Index` traits where a test needs to misbehave on purpose.
+
+use std::io;
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _, stream};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use wrpc_ring::transport::{Incoming, Outgoing};
+use wrpc_ring::{Aborted, Headers, Ring, RingPool, TransportError};
+use wrpc_transport::{Index as _, Invoke, InvokeExt as _, Serve, ServeExt as _};
+
+const NO_PATHS: &[&[Option<usize>]] = &[];
+const LIMIT: Duration = Duration::from_secs(10);
+
+type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+type StringFuture = Pin<Box<dyn Future<Output = String> + Send>>;
+
+fn ring() -> Ring {
+    Ring::new(RingPool::new(64 * 1024, 1024))
+}
+
+fn serve_paths(paths: &[&[Option<usize>]]) -> Vec<Box<[Option<usize>]>> {
+    paths.iter().map(|path| Box::from(*path)).collect()
+}
+
+/// Fails the test instead of hanging.
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: timed out (a hang)"))
+}
+
+/// Waits until every ring of `ring`'s pool is back (the other side may still be
+/// dropping its handles on another task).
+async fn all_rings_returned(ring: &Ring) {
+    within("rings returning to the pool", async {
+        while ring.pool().stats().in_use != 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
+/// `unwrap_err` for results whose value has no `Debug` (the typed helpers' I/O futures).
+fn failed<T, E>(result: Result<T, E>) -> E {
+    match result {
+        Ok(_) => panic!("expected an error"),
+        Err(err) => err,
+    }
+}
+
+fn aborted_reason(err: &io::Error) -> Option<&str> {
+    err.get_ref()?.downcast_ref::<Aborted>().map(Aborted::reason)
+}
+
+/// A raw server: yields the root handles of the next invocation.
+async fn next_raw(
+    invocations: &mut (impl Stream<Item = anyhow::Result<(Option<Headers>, Outgoing, Incoming)>> + Unpin),
+) -> (Option<Headers>, Outgoing, Incoming) {
+    within("next invocation", invocations.next())
+        .await
+        .expect("serve stream ended")
+        .expect("invocation failed")
+}
+
+#[tokio::test]
+async fn plain_values_and_context_round_trip() -> anyhow::Result<()> {
+    let ring = ring().with_prefix("default.comp-b");
+    let invocations = ring
+        .serve_values::<(String, u32), (String, u64)>("test:echo/echo", "shout", serve_paths(&[]))
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut invocations = pin!(invocations);
+        while let Some(invocation) = invocations.next().await {
+            let (cx, (text, n), _, respond) = invocation?;
+            let cx = cx.context("no context")?;
+            let from = format!(
+                "{}/{}",
+                cx.get("source-id").unwrap_or("-"),
+                cx.get("link-name").unwrap_or("-")
+            );
+            tokio::spawn(respond((
+                format!("{} from {from}", text.to_uppercase()),
+                u64::from(n) * 2,
+            )));
+        }
+        anyhow::Ok(())
+    });
+
+    for i in 0..100_u32 {
+        let cx: Headers = [("source-id", "comp-a"), ("link-name", "default")]
+            .into_iter()
+            .collect();
+        let ((text, n), io) = within(
+            "invoke",
+            ring.invoke_values::<_, _, (String, u64)>(
+                Some(cx),
+                "test:echo/echo",
+                "shout",
+                ("hi".to_string(), i),
+                NO_PATHS,
+            ),
+        )
+        .await?;
+        assert!(io.is_none(), "no async values, no I/O future");
+        assert_eq!(text, "HI from comp-a/default");
+        assert_eq!(n, u64::from(i) * 2);
+    }
+    all_rings_returned(&ring).await;
+    let stats = ring.pool().stats();
+    assert!(stats.misses <= 4, "a warm pool is reused: {stats:?}");
+    server.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn registrations_of_one_target_are_balanced_round_robin() -> anyhow::Result<()> {
+    let ring = ring().with_prefix("default.comp-b");
+    let mut servers = Vec::new();
+    for id in ["a", "b", "c"] {
+        let invocations = ring
+            .serve_values::<(), (String,)>("test:rr/rr", "who", serve_paths(&[]))
+            .await?;
+        servers.push(tokio::spawn(async move {
+            let mut invocations = pin!(invocations);
+            while let Some(invocation) = invocations.next().await {
+                let (_, (), _, respond) = invocation?;
+                tokio::spawn(respond((id.to_string(),)));
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let mut seen = String::new();
+    for _ in 0..6 {
+        let ((id,), _) = ring
+            .invoke_values::<_, _, (String,)>(None, "test:rr/rr", "who", (), NO_PATHS)
+            .await?;
+        seen.push_str(&id);
+    }
+    assert_eq!(seen, "abcabc");
+    for server in servers {
+        server.abort();
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_server_fails_at_once_naming_prefix_instance_and_function() -> anyhow::Result<()> {
+    let base = ring();
+    let ring = base.with_prefix("default.comp-b");
+    let _served = ring.serve("test:x/y", "f", serve_paths(&[])).await?;
+    assert!(ring.serves("test:x/y", "f"));
+
+    // Another prefix, instance or function: nothing serves it.
+    let other = base.with_prefix("default.comp-c");
+    assert!(!other.serves("test:x/y", "f"));
+    for (ring, instance, func) in [
+        (&other, "test:x/y", "f"),
+        (&ring, "test:x/z", "f"),
+        (&ring, "test:x/y", "g"),
+    ] {
+        let err = within(
+            "invoke",
+            ring.invoke(None, instance, func, Bytes::new(), NO_PATHS),
+        )
+        .await
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(ring.prefix()) && message.contains(instance) && message.contains(func),
+            "{message}"
+        );
+        assert_eq!(
+            err.downcast_ref::<TransportError>(),
+            Some(&TransportError::NoServer {
+                prefix: ring.prefix().to_string(),
+                instance: instance.to_string(),
+                func: func.to_string(),
+            })
+        );
+    }
+    // Through the typed helper as well.
+    let err = failed(
+        other
+            .invoke_values::<_, _, (String,)>(None, "test:x/y", "f", (), NO_PATHS)
+            .await,
+    );
+    assert!(
+        format!("{err:#}")
+            .contains("no server for function `f` of instance `test:x/y` under prefix `default.comp-c`")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn dropped_serve_stream_fails_later_and_queued_invocations() -> anyhow::Result<()> {
+    let ring = ring();
+    let invocations = ring.serve("test:s/s", "f", serve_paths(&[])).await?;
+
+    // Queued: delivered to the registration, never taken by the server.
+    let (_out, mut queued) = ring
+        .invoke(None, "test:s/s", "f", Bytes::from_static(b"x"), NO_PATHS)
+        .await?;
+    let typed = tokio::spawn({
+        let ring = ring.clone();
+        async move {
+            ring.invoke_values::<_, _, (String,)>(None, "test:s/s", "f", ("y".to_string(),), NO_PATHS)
+                .await
+                .map(|(results, _)| results)
+        }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await; // let the typed caller deliver its invocation
+    }
+    drop(invocations);
+
+    assert!(!ring.serves("test:s/s", "f"));
+    let err = ring
+        .invoke(None, "test:s/s", "f", Bytes::new(), NO_PATHS)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.downcast_ref(), Some(TransportError::NoServer { .. })),
+        "{err}"
+    );
+
+    let mut buf = Vec::new();
+    let err = within("queued read", queued.read_to_end(&mut buf))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+    let reason = aborted_reason(&err).unwrap();
+    assert!(
+        reason.contains("stopped serving") && reason.contains("test:s/s.f"),
+        "{reason}"
+    );
+
+    let err = failed(within("typed invoke", typed).await?);
+    assert!(format!("{err:#}").contains("stopped serving"), "{err:#}");
+    drop((_out, queued));
+    all_rings_returned(&ring).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn handler_dropping_its_results_fails_the_caller() -> anyhow::Result<()> {
+    let ring = ring();
+    // Raw: the handler drops its `Outgoing` without writing.
+    let mut invocations = Box::pin(ring.serve("test:h/h", "raw", serve_paths(&[])).await?);
+    let (mut out, mut results) = ring
+        .invoke(None, "test:h/h", "raw", Bytes::from_static(b"p"), NO_PATHS)
+        .await?;
+    out.shutdown().await?;
+    let (_, outgoing, incoming) = next_raw(&mut invocations).await;
+    drop((outgoing, incoming));
+    let mut buf = Vec::new();
+    let err = within("read", results.read_to_end(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+    assert!(
+        aborted_reason(&err)
+            .unwrap()
+            .contains("dropped its results without writing them")
+    );
+
+    // Typed: the handler drops the `respond` closure.
+    let typed = ring
+        .serve_values::<(String,), (String,)>("test:h/h", "typed", serve_paths(&[]))
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut typed = pin!(typed);
+        while let Some(invocation) = typed.next().await {
+            let (_, _, _, respond) = invocation?;
+            drop(respond);
+        }
+        anyhow::Ok(())
+    });
+    let err = failed(
+        within(
+            "typed invoke",
+            ring.invoke_values::<_, _, (String,)>(None, "test:h/h", "typed", ("x".to_string(),), NO_PATHS),
+        )
+        .await,
+    );
+    assert!(
+        format!("{err:#}").contains("dropped its results without writing them"),
+        "{err:#}"
+    );
+    server.abort();
+    drop((out, results, invocations));
+    all_rings_returned(&ring).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn caller_cancelling_breaks_the_callees_writes_and_returns_rings() -> anyhow::Result<()> {
+    let ring = Ring::new(RingPool::new(1024, 64));
+    let mut invocations = Box::pin(ring.serve("test:c/c", "f", serve_paths(&[])).await?);
+
+    // The caller drops its handles; the callee writes a result larger than a ring.
+    let (out, results) = ring
+        .invoke(None, "test:c/c", "f", Bytes::new(), [[Some(0)].as_slice()])
+        .await?;
+    let (_, mut outgoing, _incoming) = next_raw(&mut invocations).await;
+    outgoing.write_all(b"partial").await?;
+    let mut stream = outgoing.index(&[0])?;
+    drop((out, results));
+    let err = within("write after cancel", outgoing.write_all(&[0; 4096]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    // A sub-stream the caller never indexed breaks too (it would otherwise fill up).
+    let err = within("sub-stream write after cancel", stream.write_all(&[0; 4096]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    drop((outgoing, stream, _incoming));
+    all_rings_returned(&ring).await;
+
+    // The caller cancels while the callee is writing into a full ring.
+    let (out, results) = ring.invoke(None, "test:c/c", "f", Bytes::new(), NO_PATHS).await?;
+    let (_, mut outgoing, incoming) = next_raw(&mut invocations).await;
+    let writer = tokio::spawn(async move { outgoing.write_all(&vec![1; 1 << 20]).await });
+    tokio::task::yield_now().await;
+    drop((out, results));
+    let err = within("blocked write", writer).await?.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    drop(incoming);
+    all_rings_returned(&ring).await;
+
+    // Typed: the caller drops the invoke_values future while the handler works.
+    let typed = ring
+        .serve_values::<(), (Bytes,)>("test:c/c", "typed", serve_paths(&[]))
+        .await?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let mut typed = pin!(typed);
+        let (_, (), _, respond) = typed.next().await.context("no invocation")??;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = done_tx.send(respond((Bytes::from(vec![7; 1 << 20]),)).await);
+        anyhow::Ok(())
+    });
+    let call = ring.invoke_values::<_, _, (Bytes,)>(None, "test:c/c", "typed", (), NO_PATHS);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), call)
+            .await
+            .is_err()
+    );
+    let err = within("typed respond", done_rx).await?.unwrap_err();
+    let io = err.chain().find_map(|e| e.downcast_ref::<io::Error>()).unwrap();
+    assert_eq!(io.kind(), io::ErrorKind::BrokenPipe, "{err:#}");
+    server.await??;
+    all_rings_returned(&ring).await;
+
+    // Cancelled while still queued: the server never sees that invocation.
+    let (out, results) = ring.invoke(None, "test:c/c", "f", Bytes::new(), NO_PATHS).await?;
+    drop((out, results));
+    let (_out, mut results) = ring.invoke(None, "test:c/c", "f", Bytes::new(), NO_PATHS).await?;
+    let (_, mut outgoing, _incoming) = next_raw(&mut invocations).await;
+    outgoing.write_all(b"live").await?; // the live one: its reader is there
+    drop(outgoing);
+    let mut got = String::new();
+    results.read_to_string(&mut got).await?;
+    assert_eq!(got, "live");
+    drop((_out, results, _incoming));
+    all_rings_returned(&ring).await;
+    Ok(())
+}
+
+/// `stream<u8>` and `future<string>` both ways: the callee upper-cases a parameter
+/// stream into a result stream and answers a future.
+#[tokio::test]
+async fn async_values_stream_and_future() -> anyhow::Result<()> {
+    let ring = ring();
+    let invocations = ring
+        .serve_values::<(ByteStream, StringFuture), (ByteStream, StringFuture)>(
+            "test:async/async",
+            "upper",
+            serve_paths(&[&[Some(0)], &[Some(1)]]),
+        )
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut invocations = pin!(invocations);
+        while let Some(invocation) = invocations.next().await {
+            let (_, (input, name), rx, respond) = invocation?;
+            if let Some(rx) = rx {
+                tokio::spawn(rx);
+            }
+            let output: ByteStream = Box::pin(input.map(|chunk| Bytes::from(chunk.to_ascii_uppercase())));
+            let greeting: StringFuture = Box::pin(async move { format!("hello {}", name.await) });
+            tokio::spawn(respond((output, greeting)));
+        }
+        anyhow::Ok(())
+    });
+
+    for round in 0..20 {
+        let chunks: Vec<Bytes> = (0..50)
+            .map(|i| Bytes::from(format!("chunk-{round}-{i};")))
+            .collect();
+        let expected: String = chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).to_uppercase())
+            .collect();
+        let input: ByteStream = Box::pin(stream::iter(chunks));
+        let name: StringFuture = Box::pin(async { "ring".to_string() });
+        let ((output, greeting), io) = within(
+            "invoke",
+            ring.invoke_values::<_, _, (ByteStream, StringFuture)>(
+                None,
+                "test:async/async",
+                "upper",
+                (input, name),
+                [[Some(0)].as_slice(), [Some(1)].as_slice()],
+            ),
+        )
+        .await?;
+        let io = tokio::spawn(io.context("async values need I/O")?);
+        let got: Vec<Bytes> = within("output stream", output.collect()).await;
+        assert_eq!(got.concat(), expected.as_bytes());
+        assert_eq!(within("future", greeting).await, "hello ring");
+        within("io", io).await??;
+    }
+    all_rings_returned(&ring).await;
+    server.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn undeclared_paths_are_errors_naming_the_path() -> anyhow::Result<()> {
+    let ring = ring().with_prefix("p");
+    // The callee returns a stream, but the caller declares no result paths.
+    let invocations = ring
+        .serve_values::<(), (ByteStream,)>("test:u/u", "f", serve_paths(&[]))
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut invocations = pin!(invocations);
+        let (_, (), _, respond) = invocations.next().await.context("no invocation")??;
+        let output: ByteStream = Box::pin(stream::iter([Bytes::from_static(b"data")]));
+        respond((output,)).await
+    });
+    let ((output,), io) = within(
+        "invoke",
+        ring.invoke_values::<_, _, (ByteStream,)>(None, "test:u/u", "f", (), NO_PATHS),
+    )
+    .await?;
+    let err = within("client io", io.context("io")?).await.unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message
+            .contains("async value path [0] of the results of `p.test:u/u.f` was not declared by the caller"),
+        "{message}"
+    );
+    drop(output);
+    let err = within("server", server).await?.unwrap_err();
+    assert!(format!("{err:#}").contains("path [0]"), "{err:#}");
+
+    // Raw: prefixes of declared paths can be indexed, other paths cannot, and only
+    // declared paths carry data.
+    let mut invocations = Box::pin(
+        ring.serve("test:u/u", "g", serve_paths(&[&[Some(1), None, Some(2)]]))
+            .await?,
+    );
+    let (out, _results) = ring.invoke(None, "test:u/u", "g", Bytes::new(), NO_PATHS).await?;
+    let (_, _outgoing, incoming) = next_raw(&mut invocations).await;
+    let err = out.index(&[0]).unwrap_err();
+    assert!(err.to_string().contains("path [0] of the parameters of `p.test:u/u.g` was not declared by the callee in `serve` (declared: [[1, *, 2]])"), "{err}");
+    let mut node = out.index(&[1])?.index(&[5])?;
+    let err = node.write_all(b"x").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("[1, 5]"), "{err}");
+    let mut leaf = node.index(&[2])?;
+    leaf.write_all(b"leaf").await?;
+    drop(leaf);
+    let mut got = String::new();
+    incoming.index(&[1, 5, 2])?.read_to_string(&mut got).await?;
+    assert_eq!(got, "leaf");
+    assert!(out.index(&[]).is_err());
+    Ok(())
+}
+
+/// Wildcard paths: every element gets a ring of its own, and both ends meet on it
+/// whichever indexes first.
+#[tokio::test]
+async fn wildcard_paths_get_separate_rings_met_in_any_order() -> anyhow::Result<()> {
+    let ring = Ring::new(RingPool::new(64, 64));
+    let mut invocations = Box::pin(
+        ring.serve("test:w/w", "f", serve_paths(&[&[Some(0), None]]))
+            .await?,
+    );
+    let (out, _results) = ring.invoke(None, "test:w/w", "f", Bytes::new(), NO_PATHS).await?;
+    let (_, _outgoing, incoming) = next_raw(&mut invocations).await;
+
+    // Element 2 is read before anyone writes it: the reader leases the ring.
+    let reader2 = tokio::spawn({
+        let mut r = incoming.index(&[0, 2])?;
+        async move {
+            let mut s = String::new();
+            r.read_to_string(&mut s).await.map(|_| s)
+        }
+    });
+    tokio::task::yield_now().await;
+    // Elements 0 and 1 are written (more than a 64-byte ring each) concurrently.
+    let writers: Vec<_> = (0..3)
+        .map(|i| {
+            let mut w = out.index(&[0, i]).unwrap();
+            tokio::spawn(async move { w.write_all(format!("{i}").repeat(1000).as_bytes()).await })
+        })
+        .collect();
+    for i in [1, 0] {
+        let mut s = String::new();
+        within("read", incoming.index(&[0, i])?.read_to_string(&mut s)).await?;
+        assert_eq!(s, format!("{i}").repeat(1000));
+    }
+    assert_eq!(within("reader 2", reader2).await??, "2".repeat(1000));
+    for w in writers {
+        w.await??;
+    }
+    // A second reader of the same element is refused.
+    let err = incoming.index(&[0, 1])?.read(&mut [0; 1]).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    Ok(())
+}
+
+/// The `params` bytes reach the callee by reference count: `fill_buf` on the callee's
+/// `Incoming` returns the caller's very buffer, then what the caller writes later.
+#[tokio::test]
+async fn params_reach_the_callee_by_reference_then_the_ring() -> anyhow::Result<()> {
+    let ring = ring();
+    let mut invocations = Box::pin(ring.serve("test:z/z", "f", serve_paths(&[])).await?);
+    let params = Bytes::from(vec![5; 100_000]);
+    let (mut out, mut results) = ring
+        .invoke(None, "test:z/z", "f", params.clone(), NO_PATHS)
+        .await?;
+    let (_, mut outgoing, mut incoming) = next_raw(&mut invocations).await;
+
+    let head = incoming.fill_buf().await?;
+    assert_eq!(head.as_ptr(), params.as_ptr(), "no copy");
+    assert_eq!(head.len(), params.len());
+    incoming.consume(params.len());
+
+    out.write_all(b" and more").await?;
+    out.shutdown().await?;
+    let mut rest = String::new();
+    incoming.read_to_string(&mut rest).await?;
+    assert_eq!(rest, " and more");
+
+    outgoing.write_all(b"done").await?;
+    drop(outgoing);
+    let mut got = String::new();
+    results.read_to_string(&mut got).await?;
+    assert_eq!(got, "done");
+    drop((out, results, incoming));
+    all_rings_returned(&ring).await;
+    Ok(())
+}
+
+/// 10,000 invocations in flight at once on a two-worker runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_invocations() -> anyhow::Result<()> {
+    const N: u32 = 10_000;
+    let ring = Ring::new(RingPool::new(4 * 1024, 16 * 1024));
+    let invocations = ring
+        .serve_values::<(u32, String), (u64, String)>("test:many/many", "f", serve_paths(&[]))
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut invocations = pin!(invocations);
+        while let Some(invocation) = invocations.next().await {
+            let (_, (n, s), _, respond) = invocation?;
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                respond((u64::from(n) * 3, format!("{s}!"))).await
+            });
+        }
+        anyhow::Ok(())
+    });
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(N as usize));
+    let calls: Vec<_> = (0..N)
+        .map(|i| {
+            let ring = ring.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await; // all 10,000 start together
+                let ((n, s), _) = ring
+                    .invoke_values::<_, _, (u64, String)>(
+                        None,
+                        "test:many/many",
+                        "f",
+                        (i, i.to_string()),
+                        NO_PATHS,
+                    )
+                    .await?;
+                anyhow::ensure!(
+                    n == u64::from(i) * 3 && s == format!("{i}!"),
+                    "wrong result for {i}: {n} {s}"
+                );
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    within("10,000 invocations", async {
+        for call in calls {
+            call.await??;
+        }
+        anyhow::Ok(())
+    })
+    .await?;
+    all_rings_returned(&ring).await;
+    server.abort();
+    Ok(())
+}
