@@ -58,6 +58,8 @@
 #[cfg(feature = "wrpc")]
 pub mod baseline;
 mod error;
+#[cfg(feature = "host")]
+pub mod host;
 mod pool;
 mod ring;
 mod sync;

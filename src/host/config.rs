@@ -1,0 +1,416 @@
+//! The host configuration: one TOML file, overridable by environment variables.
+//!
+//! Every key, its default and its variable are documented in `docs/config.md`.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The prefix of every environment variable that overrides a config key.
+pub const ENV_PREFIX: &str = "WRPC_RING_";
+
+/// Which transport carries calls between components of this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Pooled lock-free rings ([`Ring`](crate::Ring)): the fast local path.
+    #[default]
+    Ring,
+    /// Baseline: wRPC framing over `tokio::io::duplex`.
+    Duplex,
+    /// Baseline: wRPC framing over `tokio::sync::mpsc<Bytes>` byte streams.
+    Mpsc,
+    /// Baseline: every call through NATS, even a local one (upstream's behaviour).
+    Nats,
+}
+
+impl TransportKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [TransportKind; 4] = [Self::Ring, Self::Duplex, Self::Mpsc, Self::Nats];
+
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ring => "ring",
+            Self::Duplex => "duplex",
+            Self::Mpsc => "mpsc",
+            Self::Nats => "nats",
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TransportKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let valid: Vec<_> = Self::ALL.iter().map(|k| format!("`{k}`")).collect();
+            format!("unknown transport `{s}`, expected one of {}", valid.join(", "))
+        })
+    }
+}
+
+/// A size in bytes, written as a number with an optional unit: `65536`, `64KiB`,
+/// `1 MiB`, `2GiB` (binary), or `64KB`, `1MB` (decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (number, unit) = split_number(s);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (expected e.g. `65536`, `64KiB`, `1MiB`)"))?;
+        let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kib" | "k" => 1 << 10,
+            "mib" | "m" => 1 << 20,
+            "gib" | "g" => 1 << 30,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            _ => {
+                return Err(format!(
+                    "unknown size unit `{unit}` in `{s}` (use B, KiB, MiB, GiB, KB, MB or GB)"
+                ));
+            }
+        };
+        number
+            .checked_mul(scale)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+/// A duration, written as a number with a unit: `10s`, `500ms`, `2m`, `1h`, `250us`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = split_number(s);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (expected e.g. `10s`, `500ms`)"))?;
+    let duration = match unit {
+        "us" | "µs" => Duration::from_micros(number),
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        "" => return Err(format!("duration `{s}` needs a unit (us, ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "unknown duration unit `{unit}` in `{s}` (use us, ms, s, m or h)"
+            ));
+        }
+    };
+    Ok(duration)
+}
+
+fn split_number(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    (&s[..end], s[end..].trim())
+}
+
+/// A size given either as a TOML integer (bytes) or a string with a unit.
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Str(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(n) => Ok(ByteSize(n)),
+        Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// `[ring]`: the rings of the `ring` transport.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingConfig {
+    /// Bytes per ring (one direction of one call, or one async value).
+    #[serde(deserialize_with = "de_size")]
+    pub capacity: ByteSize,
+    /// Idle rings the pool keeps for reuse.
+    pub pool_idle: usize,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        Self {
+            capacity: ByteSize(64 * 1024),
+            pool_idle: 256,
+        }
+    }
+}
+
+/// `[nats]`: the connection used for calls to components on other hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// The NATS server, e.g. `nats://127.0.0.1:4222`. Without it the host runs
+    /// embedded: local calls only.
+    pub url: Option<String>,
+}
+
+/// `[limits]`: what every call is held to, local or remote.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The longest a call may take, from invoke to the last result byte.
+    #[serde(deserialize_with = "de_duration")]
+    pub invocation_timeout: Duration,
+    /// Calls one component may serve at once.
+    pub max_instances: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            invocation_timeout: Duration::from_secs(10),
+            max_instances: 100,
+        }
+    }
+}
+
+/// The host configuration. An empty file is valid: ring transport, embedded (no NATS).
+///
+/// # Examples
+///
+/// ```
+/// use wrpc_ring::host::{HostConfig, TransportKind};
+///
+/// let config = HostConfig::from_toml(r#"
+///     transport = "duplex"
+///     [ring]
+///     capacity = "1MiB"
+/// "#)?;
+/// assert_eq!(config.transport, TransportKind::Duplex);
+/// assert_eq!(config.ring.capacity.0, 1 << 20);
+/// assert_eq!(config.lattice, "default");
+///
+/// let err = HostConfig::from_toml(r#"transport = "carrier-pigeon""#).unwrap_err();
+/// assert!(err.to_string().contains("expected one of `ring`, `duplex`, `mpsc`, `nats`"));
+/// # Ok::<_, wrpc_ring::host::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// How calls between this host's components travel.
+    pub transport: TransportKind,
+    /// The lattice: the first part of every wRPC subject prefix (`{lattice}.{component}`).
+    pub lattice: String,
+    /// `[ring]`.
+    pub ring: RingConfig,
+    /// `[nats]`.
+    pub nats: NatsConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            transport: TransportKind::default(),
+            lattice: "default".to_string(),
+            ring: RingConfig::default(),
+            nats: NatsConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, or has an unknown key or a value of the wrong form.
+    #[error("invalid config{}: {message}", .path.as_ref().map(|p| format!(" `{p}`")).unwrap_or_default())]
+    Parse {
+        /// The file, if the config came from one.
+        path: Option<String>,
+        /// The parser's message, naming the key and position.
+        message: String,
+    },
+    /// An environment variable's value is invalid.
+    #[error("invalid environment variable {var}={value:?}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("invalid config: {key}: {message}")]
+    Invalid {
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl HostConfig {
+    /// Parses and validates a config from TOML text (no environment overrides).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`], naming the key at fault.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: None,
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path`, applies the `WRPC_RING_*` environment variables, and validates.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ConfigError`]; each names the file, key or variable at fault.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: Some(path.display().to_string()),
+            message: e.to_string(),
+        })?;
+        config.apply_env(std::env::vars())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies overrides from `(variable, value)` pairs; variables without the
+    /// `WRPC_RING_` prefix are ignored. See `docs/config.md` for the list.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`] for a value that does not parse, or an unknown
+    /// `WRPC_RING_*` variable (a typo would otherwise be silently ignored).
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+        for (var, value) in vars {
+            let Some(key) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let env_err = |message: String| ConfigError::Env {
+                var: var.clone(),
+                value: value.clone(),
+                message,
+            };
+            match key {
+                "TRANSPORT" => self.transport = value.parse().map_err(env_err)?,
+                "LATTICE" => self.lattice = value.clone(),
+                "RING_CAPACITY" => self.ring.capacity = value.parse().map_err(env_err)?,
+                "RING_POOL_IDLE" => {
+                    self.ring.pool_idle = value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
+                }
+                "NATS_URL" => self.nats.url = (!value.is_empty()).then(|| value.clone()),
+                "INVOCATION_TIMEOUT" => {
+                    self.limits.invocation_timeout = parse_duration(&value).map_err(env_err)?
+                }
+                "MAX_INSTANCES" => {
+                    self.limits.max_instances =
+                        value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
+                }
+                // Used by the test harness and the CLI, not config keys.
+                "NATS_SERVER" | "LOG" => {}
+                _ => {
+                    return Err(env_err(format!(
+                        "unknown variable; the overrides are {}",
+                        ENV_VARS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the values make sense together.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.transport == TransportKind::Nats && self.nats.url.is_none() {
+            return invalid(
+                "transport",
+                "`nats` sends every call through NATS, so it needs `[nats] url`",
+            );
+        }
+        if self.ring.capacity.0 == 0 {
+            return invalid("ring.capacity", "must be at least 1 byte");
+        }
+        if usize::try_from(self.ring.capacity.0).is_err() || self.ring.capacity.0 > 1 << 32 {
+            return invalid("ring.capacity", "must be at most 4GiB");
+        }
+        if self.lattice.is_empty() || self.lattice.contains(['.', ' ', '*', '>']) {
+            return invalid(
+                "lattice",
+                "must be a non-empty NATS subject token (no `.`, space, `*` or `>`)",
+            );
+        }
+        if self.limits.max_instances == 0 {
+            return invalid("limits.max_instances", "must be at least 1");
+        }
+        if self.limits.invocation_timeout.is_zero() {
+            return invalid("limits.invocation_timeout", "must be longer than zero");
+        }
+        if let Some(url) = &self.nats.url {
+            if url.trim().is_empty() || url.contains(char::is_whitespace) {
+                return invalid(
+                    "nats.url",
+                    "must be a server address such as `nats://127.0.0.1:4222`",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The environment variables [`HostConfig::apply_env`] reads.
+pub const ENV_VARS: [&str; 7] = [
+    "WRPC_RING_TRANSPORT",
+    "WRPC_RING_LATTICE",
+    "WRPC_RING_RING_CAPACITY",
+    "WRPC_RING_RING_POOL_IDLE",
+    "WRPC_RING_NATS_URL",
+    "WRPC_RING_INVOCATION_TIMEOUT",
+    "WRPC_RING_MAX_INSTANCES",
+];

@@ -1,0 +1,518 @@
+//! The dispatcher: routes each call to the local transport or to NATS.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::sync::Semaphore;
+use tracing::Instrument as _;
+use wrpc_transport::{Invoke, Serve};
+
+use super::config::{HostConfig, LimitsConfig, TransportKind};
+use super::local::{Invocations, LocalTransport};
+use super::metrics::{CallRecord, Metrics, MetricsSnapshot};
+use super::nats::NatsLink;
+use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, Deadline, ServeOutgoing};
+use crate::Headers;
+
+/// The link name used when a call names none, as in wasmCloud.
+pub const DEFAULT_LINK_NAME: &str = "default";
+
+/// The header carrying the calling component's id to the callee.
+pub const SOURCE_ID_HEADER: &str = "source-id";
+
+/// The header carrying the link name the caller called through.
+pub const LINK_NAME_HEADER: &str = "link-name";
+
+/// Who is calling, and through which link: the [`Dispatcher`]'s invocation context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    source: Arc<str>,
+    link_name: Option<Arc<str>>,
+}
+
+impl CallContext {
+    /// A call from component `source` through the default link.
+    pub fn new(source: impl Into<Arc<str>>) -> Self {
+        Self {
+            source: source.into(),
+            link_name: None,
+        }
+    }
+
+    /// The same call through link `name`.
+    #[must_use]
+    pub fn with_link_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.link_name = Some(name.into());
+        self
+    }
+
+    /// The calling component.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The link name (`"default"` unless set).
+    pub fn link_name(&self) -> &str {
+        self.link_name.as_deref().unwrap_or(DEFAULT_LINK_NAME)
+    }
+}
+
+/// `interface` without its `@version`, the form links are keyed by.
+fn unversioned(interface: &str) -> &str {
+    interface.split_once('@').map_or(interface, |(name, _)| name)
+}
+
+/// A component served in this host.
+#[derive(Debug, Clone)]
+struct LocalComponent {
+    /// The local transport under this component's prefix (`None` with `transport = "nats"`).
+    transport: Option<LocalTransport>,
+    /// Calls the component may serve at once (`limits.max_instances`).
+    permits: Arc<Semaphore>,
+}
+
+/// The routing table; replaced as a whole on every change, so that a call holds a
+/// consistent snapshot without holding any lock.
+#[derive(Debug, Clone, Default)]
+struct Routes {
+    /// source → link name → interface (unversioned) → target component.
+    links: HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>>,
+    local: HashMap<Arc<str>, LocalComponent>,
+}
+
+impl Routes {
+    fn resolve(&self, cx: &CallContext, instance: &str) -> anyhow::Result<&Arc<str>> {
+        self.links
+            .get(cx.source())
+            .and_then(|by_name| by_name.get(cx.link_name()))
+            .and_then(|by_interface| by_interface.get(unversioned(instance)))
+            .with_context(|| {
+                format!(
+                    "no link from component `{}` for interface `{instance}` on link `{}`",
+                    cx.source(),
+                    cx.link_name()
+                )
+            })
+    }
+}
+
+struct Inner {
+    lattice: String,
+    limits: LimitsConfig,
+    /// The local transport with the empty prefix, or `None` for `transport = "nats"`.
+    local: Option<LocalTransport>,
+    routes: RwLock<Arc<Routes>>,
+    nats: Option<NatsLink>,
+    metrics: Arc<Metrics>,
+}
+
+/// Routes each invocation to the component that serves it: over the configured local
+/// transport when that component runs in this host, over NATS otherwise.
+///
+/// A target is resolved the way a wasmCloud 1.x host does: the calling component, the
+/// imported interface and the link name (default `"default"`) name a target component
+/// id; the wRPC prefix of that component is `{lattice}.{target}`. The callee receives the
+/// caller's id and link name as the `source-id` and `link-name` headers.
+///
+/// Both paths apply the same rules: the invocation timeout (from invoke to the last
+/// result byte), the callee's concurrency limit (`max_instances`, applied where it is
+/// served, see [`Dispatcher::servers`]), a `tracing` span per call, and metrics per
+/// transport ([`Dispatcher::metrics`]).
+///
+/// Routing changes ([`link`](Self::link), [`add_component`](Self::add_component), …)
+/// swap in a new table: calls in flight keep the table they started with, and no lock
+/// is held while a call runs, so nested calls (A → B → C) cannot deadlock on it.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt as _;
+/// use wrpc_ring::host::{CallContext, Dispatcher, HostConfig};
+/// use wrpc_transport::{InvokeExt as _, ServeExt as _};
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let host = Dispatcher::new(&HostConfig::default()).await?; // ring, no NATS
+/// host.add_component("greeter");
+/// host.link("caller", "example:hello/greeter", "default", "greeter");
+///
+/// for server in host.servers("greeter").await? {
+///     let calls = server
+///         .serve_values::<(String,), (String,)>("example:hello/greeter", "greet", Vec::<Box<[Option<usize>]>>::new())
+///         .await?;
+///     tokio::spawn(calls.for_each(|call| async move {
+///         let (headers, (name,), _io, respond) = call.unwrap();
+///         let caller = headers.as_ref().and_then(|h| h.get("source-id")).unwrap_or("?").to_string();
+///         respond((format!("hello {name}, from {caller}"),)).await.unwrap();
+///     }));
+/// }
+///
+/// let (reply,) = host
+///     .invoke_values_blocking::<_, _, (String,)>(
+///         CallContext::new("caller"),
+///         "example:hello/greeter",
+///         "greet",
+///         ("you".to_string(),),
+///         &[] as &[&[Option<usize>]],
+///     )
+///     .await?;
+/// assert_eq!(reply, "hello you, from caller");
+/// assert_eq!(host.metrics().transport(wrpc_ring::host::TransportKind::Ring).calls, 1);
+/// # anyhow::Ok(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl Dispatcher {
+    /// Builds the dispatcher for `config`. With a NATS url, connects to it in the
+    /// background: the host starts (and local calls work) even while NATS is down.
+    ///
+    /// # Errors
+    ///
+    /// If the config is invalid or the NATS url cannot be parsed.
+    pub async fn new(config: &HostConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let nats = match &config.nats.url {
+            Some(url) => Some(NatsLink::connect(url).await?),
+            None => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                lattice: config.lattice.clone(),
+                limits: config.limits.clone(),
+                local: LocalTransport::from_config(config),
+                routes: RwLock::default(),
+                nats,
+                metrics: Arc::default(),
+            }),
+        })
+    }
+
+    /// The transport used between components of this host.
+    pub fn transport(&self) -> TransportKind {
+        self.inner
+            .local
+            .as_ref()
+            .map_or(TransportKind::Nats, LocalTransport::kind)
+    }
+
+    /// The wRPC prefix of `component`: `{lattice}.{component}`.
+    pub fn prefix(&self, component: &str) -> String {
+        format!("{}.{component}", self.inner.lattice)
+    }
+
+    fn routes(&self) -> Arc<Routes> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Routes)) {
+        let mut routes = self.inner.routes.write().unwrap_or_else(PoisonError::into_inner);
+        change(Arc::make_mut(&mut routes));
+    }
+
+    /// Declares that `component` runs in this host: calls to it take the local path.
+    pub fn add_component(&self, component: &str) {
+        let local = LocalComponent {
+            transport: self
+                .inner
+                .local
+                .as_ref()
+                .map(|t| t.with_prefix(&self.prefix(component))),
+            permits: Arc::new(Semaphore::new(self.inner.limits.max_instances)),
+        };
+        self.update(|routes| {
+            routes.local.insert(component.into(), local);
+        });
+    }
+
+    /// Declares that `component` no longer runs here: later calls to it go over NATS.
+    pub fn remove_component(&self, component: &str) {
+        self.update(|routes| {
+            routes.local.remove(component);
+        });
+    }
+
+    /// Links `source`'s import of `interface` (with or without `@version`) on link
+    /// `link_name` to component `target`, replacing any previous target.
+    pub fn link(&self, source: &str, interface: &str, link_name: &str, target: &str) {
+        self.update(|routes| {
+            routes
+                .links
+                .entry(source.into())
+                .or_default()
+                .entry(link_name.into())
+                .or_default()
+                .insert(unversioned(interface).into(), target.into());
+        });
+    }
+
+    /// Removes the link of `source`'s `interface` on `link_name`; returns whether it
+    /// existed.
+    pub fn unlink(&self, source: &str, interface: &str, link_name: &str) -> bool {
+        let mut removed = false;
+        self.update(|routes| {
+            if let Some(by_interface) = routes.links.get_mut(source).and_then(|m| m.get_mut(link_name)) {
+                removed = by_interface.remove(unversioned(interface)).is_some();
+            }
+        });
+        removed
+    }
+
+    /// Where a call from `cx` to `instance` goes now: the target component and the
+    /// transport that would carry it.
+    ///
+    /// # Errors
+    ///
+    /// If no link matches, naming the caller, the interface and the link name.
+    pub fn route(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(String, TransportKind)> {
+        let routes = self.routes();
+        let target = routes.resolve(cx, instance)?;
+        let kind = match routes.local.get(target).and_then(|c| c.transport.as_ref()) {
+            Some(local) => local.kind(),
+            None => TransportKind::Nats,
+        };
+        Ok((target.to_string(), kind))
+    }
+
+    /// The metrics of every call made through this dispatcher so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// The servers on which `component` (added with
+    /// [`add_component`](Self::add_component)) must serve its exports: the local
+    /// transport (unless `transport = "nats"`), and NATS when a url is configured, so
+    /// that other hosts can call it. Each applies the component's concurrency limit.
+    ///
+    /// # Errors
+    ///
+    /// If `component` was not added, or NATS is configured but unreachable.
+    pub async fn servers(&self, component: &str) -> anyhow::Result<Vec<ComponentServer>> {
+        let routes = self.routes();
+        let local = routes.local.get(component).with_context(|| {
+            format!("component `{component}` is not part of this host (add_component first)")
+        })?;
+        let mut servers = Vec::new();
+        if let Some(transport) = &local.transport {
+            servers.push(ComponentServer {
+                kind: ServerKind::Local(transport.clone()),
+                permits: local.permits.clone(),
+            });
+        }
+        if let Some(nats) = &self.inner.nats {
+            nats.ensure_connected()?;
+            let prefix: Arc<str> = self.prefix(component).into();
+            let group: Arc<str> = prefix.clone();
+            let client = wrpc_transport_nats::Client::new(nats.client().clone(), prefix, Some(group))
+                .await
+                .with_context(|| format!("failed to serve `{component}` on NATS `{}`", nats.url()))?;
+            servers.push(ComponentServer {
+                kind: ServerKind::Nats(client),
+                permits: local.permits.clone(),
+            });
+        }
+        Ok(servers)
+    }
+
+    async fn invoke_nats<P>(
+        &self,
+        target: &str,
+        headers: Option<Headers>,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: &[P],
+    ) -> anyhow::Result<(AnyOutgoing, AnyIncoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        let Some(nats) = &self.inner.nats else {
+            anyhow::bail!(
+                "component `{target}` does not run in this host, and no NATS url is configured to reach other hosts"
+            );
+        };
+        nats.ensure_connected()?;
+        let prefix: Arc<str> = self.prefix(target).into();
+        let client = nats.wrpc(&prefix, None).await?;
+        let headers = headers.map(|h| {
+            let mut map = async_nats::HeaderMap::new();
+            for (name, value) in h.iter() {
+                map.append(name, value);
+            }
+            map
+        });
+        let (o, i) = client.invoke(headers, instance, func, params, paths).await?;
+        Ok((
+            AnyOutgoing::NatsParams(Box::new(o)),
+            AnyIncoming::Nats(Box::new(i)),
+        ))
+    }
+}
+
+impl Invoke for Dispatcher {
+    type Context = CallContext;
+    type Outgoing = AnyOutgoing;
+    type Incoming = CallIncoming;
+
+    async fn invoke<P>(
+        &self,
+        cx: Self::Context,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: impl AsRef<[P]> + Send,
+    ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        let start = Instant::now();
+        let routes = self.routes();
+        let target = routes.resolve(&cx, instance)?.clone();
+        let local = routes.local.get(&target).and_then(|c| c.transport.clone());
+        drop(routes);
+        let kind = local.as_ref().map_or(TransportKind::Nats, LocalTransport::kind);
+        let span = tracing::debug_span!(
+            "invoke",
+            caller = cx.source(),
+            target = &*target,
+            interface = instance,
+            function = func,
+            transport = kind.as_str(),
+        );
+        let record = Arc::new(CallRecord::new(self.inner.metrics.clone(), kind, start));
+        let mut headers = Headers::new();
+        headers.insert(SOURCE_ID_HEADER, cx.source().to_string());
+        headers.insert(LINK_NAME_HEADER, cx.link_name().to_string());
+        let what: Arc<str> = format!("call of `{instance}#{func}` on component `{target}`").into();
+        let timeout = self.inner.limits.invocation_timeout;
+        let paths = paths.as_ref();
+        let call = async {
+            match &local {
+                Some(local) => local.invoke(Some(headers), instance, func, params, paths).await,
+                None => {
+                    self.invoke_nats(&target, Some(headers), instance, func, params, paths)
+                        .await
+                }
+            }
+        };
+        let result = tokio::time::timeout(timeout, call).instrument(span).await;
+        match result {
+            Ok(Ok((outgoing, incoming))) => Ok((
+                outgoing,
+                CallIncoming::new(
+                    incoming,
+                    Deadline::new(timeout - start.elapsed().min(timeout), what),
+                    record,
+                ),
+            )),
+            Ok(Err(err)) => {
+                record.failed();
+                Err(err.context(format!("{what} over {kind} failed")))
+            }
+            Err(_) => {
+                record.failed();
+                anyhow::bail!("{what} over {kind} timed out after {timeout:?} (limits.invocation_timeout)")
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("lattice", &self.inner.lattice)
+            .field("transport", &self.transport())
+            .field("nats", &self.inner.nats.as_ref().map(NatsLink::url))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ServerKind {
+    Local(LocalTransport),
+    Nats(wrpc_transport_nats::Client),
+}
+
+/// Serves one component's exports on one transport, applying the component's
+/// concurrency limit: an invocation is handed out only with one of the component's
+/// `max_instances` permits, held until the handler drops its results writer.
+///
+/// Its context is the caller's headers (`source-id`, `link-name`, …).
+#[derive(Debug, Clone)]
+pub struct ComponentServer {
+    kind: ServerKind,
+    permits: Arc<Semaphore>,
+}
+
+impl ComponentServer {
+    /// The transport this server receives calls over.
+    pub fn transport(&self) -> TransportKind {
+        match &self.kind {
+            ServerKind::Local(t) => t.kind(),
+            ServerKind::Nats(_) => TransportKind::Nats,
+        }
+    }
+}
+
+impl Serve for ComponentServer {
+    type Context = Option<Headers>;
+    type Outgoing = ServeOutgoing;
+    type Incoming = AnyIncoming;
+
+    async fn serve(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: impl Into<Arc<[Box<[Option<usize>]>]>> + Send,
+    ) -> anyhow::Result<
+        impl futures::Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>>
+        + Send
+        + 'static,
+    > {
+        let paths = paths.into();
+        let invocations: Invocations = match &self.kind {
+            ServerKind::Local(t) => t.serve(instance, func, paths).await?,
+            ServerKind::Nats(client) => Box::pin(client.serve(instance, func, paths).await?.map(|item| {
+                item.map(|(cx, o, i)| {
+                    let headers = cx.headers.map(|map| {
+                        let mut headers = Headers::new();
+                        for (name, values) in map.iter() {
+                            for value in values {
+                                headers.append(name.to_string(), value.as_str().to_string());
+                            }
+                        }
+                        headers
+                    });
+                    (
+                        headers,
+                        AnyOutgoing::NatsResults(Box::new(o)),
+                        AnyIncoming::Nats(Box::new(i)),
+                    )
+                })
+            })),
+        };
+        let permits = self.permits.clone();
+        Ok(invocations.then(move |item| {
+            let permits = permits.clone();
+            async move {
+                let (cx, o, i) = item?;
+                let permit = permits
+                    .acquire_owned()
+                    .await
+                    .context("the component's server was shut down")?;
+                Ok((cx, ServeOutgoing::new(o, Some(permit)), i))
+            }
+        }))
+    }
+}

@@ -1,0 +1,107 @@
+//! The local transports a host can use between its own components.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use wrpc_transport::{Invoke as _, Serve as _};
+
+use super::config::{HostConfig, TransportKind};
+use super::streams::{AnyIncoming, AnyOutgoing};
+use crate::baseline::{Duplex, Mpsc};
+use crate::{Headers, Ring, RingPool};
+
+/// A boxed stream of served invocations, whichever transport they came over.
+pub(crate) type Invocations =
+    Pin<Box<dyn Stream<Item = anyhow::Result<(Option<Headers>, AnyOutgoing, AnyIncoming)>> + Send + 'static>>;
+
+/// One of the in-process transports, addressed by one prefix.
+#[derive(Debug, Clone)]
+pub(crate) enum LocalTransport {
+    Ring(Ring),
+    Duplex(Duplex),
+    Mpsc(Mpsc),
+}
+
+impl LocalTransport {
+    /// The host's local transport with the empty prefix, or `None` for
+    /// `transport = "nats"` (every call goes through NATS).
+    pub(crate) fn from_config(config: &HostConfig) -> Option<Self> {
+        let capacity = usize::try_from(config.ring.capacity.0).unwrap_or(usize::MAX);
+        Some(match config.transport {
+            TransportKind::Ring => Self::Ring(Ring::new(RingPool::new(capacity, config.ring.pool_idle))),
+            TransportKind::Duplex => Self::Duplex(Duplex::new(capacity)),
+            TransportKind::Mpsc => Self::Mpsc(Mpsc::new(capacity)),
+            TransportKind::Nats => return None,
+        })
+    }
+
+    pub(crate) fn kind(&self) -> TransportKind {
+        match self {
+            Self::Ring(_) => TransportKind::Ring,
+            Self::Duplex(_) => TransportKind::Duplex,
+            Self::Mpsc(_) => TransportKind::Mpsc,
+        }
+    }
+
+    pub(crate) fn with_prefix(&self, prefix: &str) -> Self {
+        match self {
+            Self::Ring(t) => Self::Ring(t.with_prefix(prefix)),
+            Self::Duplex(t) => Self::Duplex(t.with_prefix(prefix)),
+            Self::Mpsc(t) => Self::Mpsc(t.with_prefix(prefix)),
+        }
+    }
+
+    pub(crate) async fn invoke<P>(
+        &self,
+        headers: Option<Headers>,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: &[P],
+    ) -> anyhow::Result<(AnyOutgoing, AnyIncoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        Ok(match self {
+            Self::Ring(t) => {
+                let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
+                (AnyOutgoing::Ring(o), AnyIncoming::Ring(i))
+            }
+            Self::Duplex(t) => {
+                let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
+                (AnyOutgoing::Frame(o), AnyIncoming::Frame(i))
+            }
+            Self::Mpsc(t) => {
+                let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
+                (AnyOutgoing::Frame(o), AnyIncoming::Frame(i))
+            }
+        })
+    }
+
+    pub(crate) async fn serve(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: Arc<[Box<[Option<usize>]>]>,
+    ) -> anyhow::Result<Invocations> {
+        Ok(match self {
+            Self::Ring(t) => Box::pin(
+                t.serve(instance, func, paths)
+                    .await?
+                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Ring(o), AnyIncoming::Ring(i)))),
+            ),
+            Self::Duplex(t) => Box::pin(
+                t.serve(instance, func, paths)
+                    .await?
+                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Frame(o), AnyIncoming::Frame(i)))),
+            ),
+            Self::Mpsc(t) => Box::pin(
+                t.serve(instance, func, paths)
+                    .await?
+                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Frame(o), AnyIncoming::Frame(i)))),
+            ),
+        })
+    }
+}
