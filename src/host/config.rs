@@ -343,8 +343,9 @@ impl HostConfig {
                     self.limits.max_instances =
                         value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
                 }
-                // Used by the test harness and the CLI, not config keys.
+                // Read by the test harness, the CLI and the benchmarks, not config keys.
                 "NATS_SERVER" | "LOG" => {}
+                key if key.starts_with("BENCH_") => {}
                 _ => {
                     return Err(env_err(format!(
                         "unknown variable; the overrides are {}",
