@@ -68,7 +68,7 @@ fn with_peak<T>(body: impl FnOnce() -> T) -> (T, usize) {
 const MIB: usize = 1 << 20;
 const RING_CAPACITY: usize = 256 * 1024;
 const CHUNK: usize = 64 * 1024;
-const PATTERN: [u8; CHUNK] = [0x5A; CHUNK];
+static PATTERN: [u8; CHUNK] = [0x5A; CHUNK];
 const NO_SERVE_PATHS: Vec<Box<[Option<usize>]>> = Vec::new();
 
 type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
