@@ -16,7 +16,7 @@ use super::config::{HostConfig, LimitsConfig, TransportKind};
 use super::local::{Invocations, LocalTransport};
 use super::metrics::{CallRecord, Metrics, MetricsSnapshot};
 use super::nats::NatsLink;
-use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, Deadline, ServeOutgoing};
+use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing, Deadline, ServeOutgoing};
 use crate::Headers;
 
 /// The link name used when a call names none, as in wasmCloud.
@@ -292,12 +292,17 @@ impl Dispatcher {
 
     /// The servers on which `component` (added with
     /// [`add_component`](Self::add_component)) must serve its exports: the local
-    /// transport (unless `transport = "nats"`), and NATS when a url is configured, so
-    /// that other hosts can call it. Each applies the component's concurrency limit.
+    /// transport (unless `transport = "nats"`), and NATS when a url is configured and
+    /// the server is reachable, so that other hosts can call it. Each applies the
+    /// component's concurrency limit.
+    ///
+    /// While NATS is unreachable the NATS server is left out (with a warning) so that
+    /// the host still serves its own components; with `transport = "nats"` that is an
+    /// error instead, since the component could not be called at all.
     ///
     /// # Errors
     ///
-    /// If `component` was not added, or NATS is configured but unreachable.
+    /// If `component` was not added, or no server could be set up.
     pub async fn servers(&self, component: &str) -> anyhow::Result<Vec<ComponentServer>> {
         let routes = self.routes();
         let local = routes.local.get(component).with_context(|| {
@@ -311,6 +316,14 @@ impl Dispatcher {
             });
         }
         if let Some(nats) = &self.inner.nats {
+            if !nats.is_connected() && !servers.is_empty() {
+                tracing::warn!(
+                    component,
+                    url = nats.url(),
+                    "NATS unreachable: serving on this host only"
+                );
+                return Ok(servers);
+            }
             nats.ensure_connected()?;
             let prefix: Arc<str> = self.prefix(component).into();
             let group: Arc<str> = prefix.clone();
@@ -318,7 +331,7 @@ impl Dispatcher {
                 .await
                 .with_context(|| format!("failed to serve `{component}` on NATS `{}`", nats.url()))?;
             servers.push(ComponentServer {
-                kind: ServerKind::Nats(client),
+                kind: ServerKind::Nats(client, nats.client().clone()),
                 permits: local.permits.clone(),
             });
         }
@@ -362,7 +375,7 @@ impl Dispatcher {
 
 impl Invoke for Dispatcher {
     type Context = CallContext;
-    type Outgoing = AnyOutgoing;
+    type Outgoing = CallOutgoing;
     type Incoming = CallIncoming;
 
     async fn invoke<P>(
@@ -408,14 +421,14 @@ impl Invoke for Dispatcher {
         };
         let result = tokio::time::timeout(timeout, call).instrument(span).await;
         match result {
-            Ok(Ok((outgoing, incoming))) => Ok((
-                outgoing,
-                CallIncoming::new(
-                    incoming,
-                    Deadline::new(timeout - start.elapsed().min(timeout), what),
-                    record,
-                ),
-            )),
+            Ok(Ok((outgoing, incoming))) => {
+                let remaining = timeout - start.elapsed().min(timeout);
+                let outgoing = CallOutgoing::new(outgoing, what.clone(), record.clone());
+                Ok((
+                    outgoing,
+                    CallIncoming::new(incoming, Deadline::new(remaining, what), record),
+                ))
+            }
             Ok(Err(err)) => {
                 record.failed();
                 Err(err.context(format!("{what} over {kind} failed")))
@@ -441,7 +454,19 @@ impl fmt::Debug for Dispatcher {
 #[derive(Debug, Clone)]
 enum ServerKind {
     Local(LocalTransport),
-    Nats(wrpc_transport_nats::Client),
+    /// The wRPC client serving under the component's prefix, and the connection it
+    /// uses (to confirm subscriptions with the server).
+    Nats(wrpc_transport_nats::Client, async_nats::Client),
+}
+
+fn headers_from_nats(map: &async_nats::HeaderMap) -> Headers {
+    let mut headers = Headers::new();
+    for (name, values) in map.iter() {
+        for value in values {
+            headers.append(name.to_string(), value.as_str().to_string());
+        }
+    }
+    headers
 }
 
 /// Serves one component's exports on one transport, applying the component's
@@ -460,7 +485,7 @@ impl ComponentServer {
     pub fn transport(&self) -> TransportKind {
         match &self.kind {
             ServerKind::Local(t) => t.kind(),
-            ServerKind::Nats(_) => TransportKind::Nats,
+            ServerKind::Nats(..) => TransportKind::Nats,
         }
     }
 }
@@ -483,24 +508,24 @@ impl Serve for ComponentServer {
         let paths = paths.into();
         let invocations: Invocations = match &self.kind {
             ServerKind::Local(t) => t.serve(instance, func, paths).await?,
-            ServerKind::Nats(client) => Box::pin(client.serve(instance, func, paths).await?.map(|item| {
-                item.map(|(cx, o, i)| {
-                    let headers = cx.headers.map(|map| {
-                        let mut headers = Headers::new();
-                        for (name, values) in map.iter() {
-                            for value in values {
-                                headers.append(name.to_string(), value.as_str().to_string());
-                            }
-                        }
-                        headers
-                    });
-                    (
-                        headers,
-                        AnyOutgoing::NatsResults(Box::new(o)),
-                        AnyIncoming::Nats(Box::new(i)),
-                    )
-                })
-            })),
+            ServerKind::Nats(client, nats) => {
+                let invocations = client.serve(instance, func, paths).await?;
+                // Wait until the server has the subscription, so that a call made right
+                // after `serve` returns finds a responder.
+                nats.flush()
+                    .await
+                    .context("failed to confirm the NATS subscription")?;
+                Box::pin(invocations.map(|item| {
+                    item.map(|(cx, o, i)| {
+                        let headers = cx.headers.map(|map| headers_from_nats(&map));
+                        (
+                            headers,
+                            AnyOutgoing::NatsResults(Box::new(o)),
+                            AnyIncoming::Nats(Box::new(i)),
+                        )
+                    })
+                }))
+            }
         };
         let permits = self.permits.clone();
         Ok(invocations.then(move |item| {

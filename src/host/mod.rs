@@ -22,4 +22,4 @@ pub use self::dispatch::{
     CallContext, ComponentServer, DEFAULT_LINK_NAME, Dispatcher, LINK_NAME_HEADER, SOURCE_ID_HEADER,
 };
 pub use self::metrics::{MetricsSnapshot, TransportMetrics};
-pub use self::streams::{AnyIncoming, AnyOutgoing, CallIncoming, ServeOutgoing};
+pub use self::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing, ServeOutgoing};

@@ -29,11 +29,22 @@ impl NatsLink {
             .connect(url)
             .await
             .with_context(|| format!("invalid NATS url `{url}`"))?;
+        // Give a running server the moment it needs to accept us, so that a host
+        // started next to a healthy NATS can serve over it at once; a server that is
+        // down costs the host this much start-up time, no more.
+        let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        while client.connection_state() != State::Connected && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         Ok(Self {
             url: url.to_string(),
             client,
             wrpc: Mutex::default(),
         })
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -86,4 +97,29 @@ impl NatsLink {
         // If another call raced us here, keep the first client and drop ours.
         Ok(cache.entry(prefix.clone()).or_insert(client).clone())
     }
+}
+
+/// Waits until the NATS server has processed every command this connection sent so far
+/// (subscriptions in particular), by a round trip through the server.
+///
+/// `Client::flush` only writes out the connection's buffer: a subscription flushed that
+/// way may not be known to the server yet when another connection publishes to it (and
+/// gets "no responders"). A message to our own fresh inbox comes back only after the
+/// server has handled everything sent before it on this connection.
+pub(crate) async fn confirm_subscriptions(nats: &async_nats::Client) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+
+    let inbox = nats.new_inbox();
+    let mut echo = nats
+        .subscribe(inbox.clone())
+        .await
+        .context("failed to subscribe to a confirmation inbox")?;
+    nats.publish(inbox, bytes::Bytes::new())
+        .await
+        .context("failed to publish a confirmation")?;
+    tokio::time::timeout(CONNECT_TIMEOUT, echo.next())
+        .await
+        .context("the NATS server did not confirm the subscription in time")?
+        .context("the NATS connection closed while confirming a subscription")?;
+    Ok(())
 }

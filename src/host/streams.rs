@@ -186,6 +186,76 @@ impl Index<Self> for CallIncoming {
     }
 }
 
+/// What a call's caller writes its parameters to, whichever transport carries it.
+///
+/// # Errors
+///
+/// Write errors name the call (function and target component); over NATS, a call that
+/// no component answers fails with [`NotConnected`](io::ErrorKind::NotConnected) and
+/// says there were no responders.
+#[derive(Debug)]
+pub struct CallOutgoing {
+    inner: AnyOutgoing,
+    what: std::sync::Arc<str>,
+    record: std::sync::Arc<CallRecord>,
+}
+
+impl CallOutgoing {
+    pub(crate) fn new(
+        inner: AnyOutgoing,
+        what: std::sync::Arc<str>,
+        record: std::sync::Arc<CallRecord>,
+    ) -> Self {
+        Self { inner, what, record }
+    }
+
+    fn explain<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Ready(Err(err)) => {
+                self.record.failed();
+                let nats = matches!(self.inner, AnyOutgoing::NatsParams(_));
+                let message = if nats && err.kind() == io::ErrorKind::NotConnected {
+                    format!("{}: no responders on NATS (nothing serves it)", self.what)
+                } else {
+                    format!("{}: {err}", self.what)
+                };
+                Poll::Ready(Err(io::Error::new(err.kind(), message)))
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for CallOutgoing {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.explain(result)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.explain(result)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.explain(result)
+    }
+}
+
+impl Index<Self> for CallOutgoing {
+    fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
+        Ok(Self {
+            inner: self.inner.index(path)?,
+            what: self.what.clone(),
+            record: self.record.clone(),
+        })
+    }
+}
+
 /// What a callee writes its results to: the transport's stream, holding the callee's
 /// concurrency permit until the callee is done with it.
 #[derive(Debug)]

@@ -36,39 +36,66 @@ fn binary() -> PathBuf {
         )
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port reserved for as long as the listener lives: connections to it are
+/// accepted by the kernel but never answered, like a NATS server that is down or hung.
+/// Keeping it bound (rather than "a port that was free a moment ago") means no other
+/// test can start a server on it meanwhile.
+pub fn dead_port() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 impl NatsServer {
-    /// Starts a server on a random free loopback port.
+    /// Starts a server on a port the server picks itself (`-p -1`), so that tests
+    /// running in parallel can never end up sharing one server.
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        Self::spawn("-1")
     }
 
-    /// Starts a server on `port` (for restarts on the same port).
+    /// Starts a server on `port` (for a restart on the port a stopped server had).
     pub fn start_on(port: u16) -> Self {
-        let child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        Self::spawn(&port.to_string())
+    }
+
+    fn spawn(port: &str) -> Self {
+        let mut child = Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", port])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("failed to start nats-server");
+        // The server logs the address it listens on; read it, then keep draining the
+        // log on a thread so that the server never blocks on a full pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("Listening for client connections on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                }
+            }
+        });
+        let addr = rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("nats-server (port {port}) did not start listening within {START_TIMEOUT:?}")
+        });
+        let addr: SocketAddr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("unexpected listen address `{addr}`"));
         let server = Self {
             child: Some(child),
-            port,
+            port: addr.port(),
         };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "nats-server did not listen on {addr} within {START_TIMEOUT:?}"
+                "nats-server did not accept on {addr} within {START_TIMEOUT:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
