@@ -191,7 +191,10 @@ impl<K: PipeKind> Framed<K> {
 }
 
 /// Hands one accepted connection to `frame::Server::accept`.
-struct Handoff<K: PipeKind>(Mutex<Option<(Option<Headers>, K::Writer, K::Reader)>>);
+struct Handoff<K: PipeKind>(Mutex<Option<Accepted<K>>>);
+
+/// What `frame::Server::accept` takes from a [`Handoff`]: context, writer, reader.
+type Accepted<K> = (Option<Headers>, <K as PipeKind>::Writer, <K as PipeKind>::Reader);
 
 impl<K: PipeKind> Accept for Handoff<K> {
     type Context = Option<Headers>;

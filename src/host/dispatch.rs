@@ -76,12 +76,15 @@ struct LocalComponent {
     permits: Arc<Semaphore>,
 }
 
+/// Interface (unversioned) → target component, for one source and link name.
+type Targets = HashMap<Arc<str>, Arc<str>>;
+
 /// The routing table; replaced as a whole on every change, so that a call holds a
 /// consistent snapshot without holding any lock.
 #[derive(Debug, Clone, Default)]
 struct Routes {
     /// source → link name → interface (unversioned) → target component.
-    links: HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>>>,
+    links: HashMap<Arc<str>, HashMap<Arc<str>, Targets>>,
     local: HashMap<Arc<str>, LocalComponent>,
 }
 
@@ -512,9 +515,7 @@ impl Serve for ComponentServer {
                 let invocations = client.serve(instance, func, paths).await?;
                 // Wait until the server has the subscription, so that a call made right
                 // after `serve` returns finds a responder.
-                nats.flush()
-                    .await
-                    .context("failed to confirm the NATS subscription")?;
+                super::nats::confirm_subscriptions(nats).await?;
                 Box::pin(invocations.map(|item| {
                     item.map(|(cx, o, i)| {
                         let headers = cx.headers.map(|map| headers_from_nats(&map));
