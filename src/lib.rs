@@ -60,6 +60,8 @@ pub mod baseline;
 mod error;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "wasmtime")]
+pub mod runtime;
 mod pool;
 mod ring;
 mod sync;

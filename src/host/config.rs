@@ -222,6 +222,12 @@ pub struct HostConfig {
     pub nats: NatsConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[[component]]`: the components this host runs.
+    pub component: Vec<ComponentConfig>,
+    /// `[[link]]`: where their imports go.
+    pub link: Vec<LinkConfig>,
+    /// `[entry]`: what `wrpc-ring run` calls by default.
+    pub entry: Option<EntryConfig>,
 }
 
 impl Default for HostConfig {
@@ -232,6 +238,9 @@ impl Default for HostConfig {
             ring: RingConfig::default(),
             nats: NatsConfig::default(),
             limits: LimitsConfig::default(),
+            component: Vec::new(),
+            link: Vec::new(),
+            entry: None,
         }
     }
 }
@@ -306,6 +315,12 @@ impl HostConfig {
             path: Some(path.display().to_string()),
             message: e.to_string(),
         })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for component in &mut config.component {
+            if component.path.is_relative() {
+                component.path = base.join(&component.path);
+            }
+        }
         config.apply_env(std::env::vars())?;
         config.validate()?;
         Ok(config)
@@ -339,6 +354,7 @@ impl HostConfig {
                 "INVOCATION_TIMEOUT" => {
                     self.limits.invocation_timeout = parse_duration(&value).map_err(env_err)?
                 }
+                "MAX_MEMORY" => self.limits.max_memory = value.parse().map_err(env_err)?,
                 "MAX_INSTANCES" => {
                     self.limits.max_instances =
                         value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
@@ -393,6 +409,49 @@ impl HostConfig {
         if self.limits.invocation_timeout.is_zero() {
             return invalid("limits.invocation_timeout", "must be longer than zero");
         }
+        if self.limits.max_memory.0 < 64 * 1024 {
+            return invalid("limits.max_memory", "must be at least one wasm page (64KiB)");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for component in &self.component {
+            if component.id.is_empty() || component.id.contains(['.', ' ', '*', '>']) {
+                return Err(ConfigError::Invalid {
+                    key: "component.id",
+                    message: format!("`{}` must be a non-empty NATS subject token", component.id),
+                });
+            }
+            if !ids.insert(component.id.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "component.id",
+                    message: format!("`{}` is declared twice", component.id),
+                });
+            }
+        }
+        for link in &self.link {
+            if !ids.contains(link.source.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "link.source",
+                    message: format!(
+                        "`{}` (linking `{}` to `{}`) is not a [[component]] of this host",
+                        link.source, link.interface, link.target
+                    ),
+                });
+            }
+            if link.target.is_empty() || link.interface.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "link",
+                    message: format!("the link from `{}` needs an interface and a target", link.source),
+                });
+            }
+        }
+        if let Some(entry) = &self.entry {
+            if !ids.contains(entry.component.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "entry.component",
+                    message: format!("`{}` is not a [[component]] of this host", entry.component),
+                });
+            }
+        }
         if let Some(url) = &self.nats.url {
             if url.trim().is_empty() || url.contains(char::is_whitespace) {
                 return invalid(
@@ -406,7 +465,7 @@ impl HostConfig {
 }
 
 /// The environment variables [`HostConfig::apply_env`] reads.
-pub const ENV_VARS: [&str; 7] = [
+pub const ENV_VARS: [&str; 8] = [
     "WRPC_RING_TRANSPORT",
     "WRPC_RING_LATTICE",
     "WRPC_RING_RING_CAPACITY",
@@ -414,4 +473,5 @@ pub const ENV_VARS: [&str; 7] = [
     "WRPC_RING_NATS_URL",
     "WRPC_RING_INVOCATION_TIMEOUT",
     "WRPC_RING_MAX_INSTANCES",
+    "WRPC_RING_MAX_MEMORY",
 ];

@@ -15,7 +15,7 @@ mod nats;
 mod streams;
 
 pub use self::config::{
-    ByteSize, ConfigError, ENV_PREFIX, ENV_VARS, HostConfig, LimitsConfig, NatsConfig, RingConfig,
+    ByteSize, ComponentConfig, ConfigError, EntryConfig, ENV_PREFIX, ENV_VARS, HostConfig, LinkConfig, LimitsConfig, NatsConfig, RingConfig,
     TransportKind,
 };
 pub use self::dispatch::{

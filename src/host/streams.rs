@@ -40,6 +40,16 @@ pub enum AnyIncoming {
 }
 
 impl AnyOutgoing {
+    /// Ends the stream with an error carrying `reason`, where the transport can say so
+    /// (rings: the reader gets `ConnectionAborted` with the reason). wRPC framing and
+    /// NATS have no abort frame: there the stream just ends, and the reader sees an
+    /// unexpected end of stream.
+    pub fn abort(self, reason: impl Into<std::borrow::Cow<'static, str>>) {
+        if let Self::Ring(mut outgoing) = self {
+            outgoing.abort(reason);
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Self::Ring(_) => "ring",

@@ -1,0 +1,132 @@
+//! Serving a component's exports: each call on its own task, faults reported to the
+//! caller as an abort carrying the reason.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use futures::{FutureExt as _, Stream, StreamExt as _};
+use tokio::io::AsyncWrite;
+use wrpc_transport::{Index, Serve};
+
+use crate::Headers;
+use crate::host::{AnyIncoming, ComponentServer, ServeOutgoing};
+
+/// Where a call's results writer waits when the call ends without finishing it, so
+/// that the server can still abort it with the reason (a trap, a panic).
+#[derive(Default)]
+pub(crate) struct ResultsSlot(Mutex<Option<ServeOutgoing>>);
+
+impl ResultsSlot {
+    pub(crate) fn take(&self) -> Option<ServeOutgoing> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// A results writer that, when dropped before it was shut down, parks the stream in
+/// its call's [`ResultsSlot`] instead of closing it.
+pub(crate) struct GuardedOutgoing {
+    inner: Option<ServeOutgoing>,
+    slot: Option<Arc<ResultsSlot>>,
+    done: bool,
+}
+
+impl AsyncWrite for GuardedOutgoing {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Some(inner) => Pin::new(inner).poll_write(cx, buf),
+            None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Some(inner) => Pin::new(inner).poll_flush(cx),
+            None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        };
+        let result = Pin::new(inner).poll_shutdown(cx);
+        if matches!(result, Poll::Ready(Ok(()))) {
+            this.done = true;
+        }
+        result
+    }
+}
+
+impl Index<Self> for GuardedOutgoing {
+    fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
+        let inner = self.inner.as_ref().ok_or_else(|| anyhow::anyhow!("results writer already closed"))?;
+        Ok(Self { inner: Some(inner.index(path)?), slot: None, done: false })
+    }
+}
+
+impl Drop for GuardedOutgoing {
+    fn drop(&mut self) {
+        if !self.done {
+            if let (Some(inner), Some(slot)) = (self.inner.take(), &self.slot) {
+                *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(inner);
+            }
+        }
+    }
+}
+
+/// A [`ComponentServer`] whose results writers can be aborted after the call ended.
+pub(crate) struct TrapAware<'a>(pub(crate) &'a ComponentServer);
+
+impl Serve for TrapAware<'_> {
+    type Context = (Option<Headers>, Arc<ResultsSlot>);
+    type Outgoing = GuardedOutgoing;
+    type Incoming = AnyIncoming;
+
+    async fn serve(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: impl Into<Arc<[Box<[Option<usize>]>]>> + Send,
+    ) -> anyhow::Result<
+        impl Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>> + Send + 'static,
+    > {
+        let invocations = self.0.serve(instance, func, paths).await?;
+        Ok(invocations.map(|item| {
+            item.map(|(headers, outgoing, incoming)| {
+                let slot = Arc::new(ResultsSlot::default());
+                let outgoing = GuardedOutgoing { inner: Some(outgoing), slot: Some(slot.clone()), done: false };
+                ((headers, slot), outgoing, incoming)
+            })
+        }))
+    }
+}
+
+/// Runs one served call to its end on the current task: on a trap, an error or a
+/// panic, the caller's results stream is aborted with the reason.
+pub(crate) async fn run_call(
+    call: Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'static>>,
+    slot: Arc<ResultsSlot>,
+    what: Arc<str>,
+) {
+    let reason = match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(format!("{what} failed: {err:#}")),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Some(format!("{what}: the host panicked while serving the call: {message}"))
+        }
+    };
+    if let Some(reason) = reason {
+        tracing::debug!(%reason, "call failed");
+        if let Some(outgoing) = slot.take() {
+            outgoing.abort(reason);
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Real components (examples/components/wasm, built from the sources beside them)
+//! calling each other through the dispatcher, on every transport.
+#![cfg(feature = "wasmtime")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wrpc_ring::host::{ByteSize, CallContext, HostConfig, TransportKind};
+use wrpc_ring::runtime::{Instance, Runtime, Serving};
+use wrpc_transport::InvokeExt as _;
+
+use common::nats::NatsServer;
+
+const GREETER: &str = "wrpc-ring:examples/greeter";
+const STAGE: &str = "wrpc-ring:examples/stage";
+const BLOB: &str = "wrpc-ring:examples/blob";
+const FAULTS: &str = "wrpc-ring:examples/faults";
+const NO_RESULT_PATHS: &[&[Option<usize>]] = &[];
+
+fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/components/wasm").join(format!("{name}.wasm"))
+}
+
+struct TestHost {
+    runtime: Runtime,
+    _serving: Vec<Serving>,
+}
+
+impl TestHost {
+    /// Loads and serves `components` (`(id, file)`), links `links`
+    /// (`(source, interface, target)`), and lets the test call as `test`.
+    async fn start(config: HostConfig, components: &[(&str, &str)], links: &[(&str, &str, &str)]) -> Self {
+        let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
+        let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
+        let mut serving = Vec::new();
+        for (id, file) in components {
+            let instance = runtime.load_file(id, wasm(file)).unwrap();
+            serving.push(runtime.serve(instance).await.unwrap());
+        }
+        for (source, interface, target) in links {
+            runtime.dispatcher().link(source, interface, "default", target);
+        }
+        Self { runtime, _serving: serving }
+    }
+
+    async fn call<P, R>(&self, interface: &str, func: &str, params: P) -> anyhow::Result<R>
+    where
+        P: wrpc_transport::TupleEncode<wrpc_ring::host::CallOutgoing> + Send,
+        R: wrpc_transport::TupleDecode<wrpc_ring::host::CallIncoming> + Send,
+        <P::Encoder as tokio_util::codec::Encoder<P>>::Error: std::error::Error + Send + Sync + 'static,
+        <R::Decoder as tokio_util::codec::Decoder>::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.runtime
+            .dispatcher()
+            .invoke_values_blocking(CallContext::new("test"), interface, func, params, NO_RESULT_PATHS)
+            .await
+    }
+}
+
+fn config(transport: TransportKind, nats: Option<&NatsServer>) -> HostConfig {
+    let mut config = HostConfig { transport, ..HostConfig::default() };
+    config.nats.url = nats.map(NatsServer::url);
+    config.limits.invocation_timeout = Duration::from_secs(20);
+    config.limits.max_memory = ByteSize(64 << 20);
+    config
+}
+
+/// The examples over each transport: the greeter, the A → B → C pipeline (nested calls
+/// through polyfilled imports) and a 1 MiB blob — identical results on all four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_gives_identical_results_on_every_transport() {
+    let nats = NatsServer::start();
+    let mut outcomes = Vec::new();
+    for kind in TransportKind::ALL {
+        let host = TestHost::start(
+            config(kind, Some(&nats)),
+            &[
+                ("greeter", "greeter"),
+                ("pipeline-a", "pipeline-a"),
+                ("pipeline-b", "pipeline-b"),
+                ("pipeline-c", "pipeline-c"),
+                ("blob", "blob"),
+            ],
+            &[
+                ("test", GREETER, "greeter"),
+                ("test", STAGE, "pipeline-a"),
+                ("test", BLOB, "blob"),
+                ("pipeline-a", STAGE, "pipeline-b"),
+                ("pipeline-b", STAGE, "pipeline-c"),
+            ],
+        )
+        .await;
+        let (greeting,): (String,) = host.call(GREETER, "greet", ("ring".to_string(),)).await.unwrap();
+        let (chain,): (String,) = host.call(STAGE, "run", ("x".to_string(),)).await.unwrap();
+        let (blob,): (Vec<u8>,) = host.call(BLOB, "fetch", (1u32 << 20,)).await.unwrap();
+        assert_eq!(greeting, "Hello, ring!", "{kind}");
+        assert_eq!(chain, "a(b(c(x)))", "{kind}");
+        assert_eq!(blob.len(), 1 << 20, "{kind}");
+        assert!(blob.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8), "{kind}: blob pattern");
+        let metrics = host.runtime.dispatcher().metrics();
+        // test→greeter, test→a, a→b, b→c, test→blob: five calls, all on the configured path.
+        assert_eq!(metrics.transport(kind).calls, 5, "{kind}: {metrics}");
+        assert_eq!(metrics.transport(kind).errors, 0, "{kind}: {metrics}");
+        outcomes.push((greeting, chain, blob));
+    }
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]));
+}
+
+/// Faults in a guest reach the caller as clear errors, and the next call succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_faults_are_clear_errors_and_the_next_call_succeeds() {
+    let mut config = config(TransportKind::Ring, None);
+    config.limits.invocation_timeout = Duration::from_millis(500);
+    let host = TestHost::start(config, &[("faults", "faults")], &[("test", FAULTS, "faults")]).await;
+
+    let err = host.call::<(), ()>(FAULTS, "trap", ()).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("unreachable") && msg.contains("faults"), "trap: {msg}");
+    let (ok,): (String,) = host.call(FAULTS, "ok", ()).await.unwrap();
+    assert_eq!(ok, "ok");
+
+    let err = host.call::<(), ()>(FAULTS, "spin", ()).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("interrupt") || msg.contains("timed out"), "spin: {msg}");
+    let (ok,): (String,) = host.call(FAULTS, "ok", ()).await.unwrap();
+    assert_eq!(ok, "ok");
+
+    let err = host.call::<(u32,), (u32,)>(FAULTS, "hog", (256,)).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("memory") || msg.contains("unreachable"), "hog: {msg}");
+    let (mib,): (u32,) = host.call(FAULTS, "hog", (8,)).await.unwrap();
+    assert_eq!(mib, 8);
+    let (ok,): (String,) = host.call(FAULTS, "ok", ()).await.unwrap();
+    assert_eq!(ok, "ok");
+}
+
+/// A trap reaches the caller as an abort carrying the trap message, not as an EOF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_is_an_abort_with_the_trap_message() {
+    let host = TestHost::start(config(TransportKind::Ring, None), &[("faults", "faults")], &[("test", FAULTS, "faults")])
+        .await;
+    let err = host.call::<(), ()>(FAULTS, "trap", ()).await.unwrap_err();
+    let aborted = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .find(|e| e.kind() == std::io::ErrorKind::ConnectionAborted);
+    let msg = format!("{err:#}");
+    assert!(aborted.is_some(), "expected an abort, got: {msg}");
+    assert!(msg.contains("wasm trap") || msg.contains("unreachable"), "{msg}");
+}
+
+/// `Instance::call` directly: params from a transport's incoming stream, results to
+/// its outgoing stream, over a ring served by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_call_streams_params_and_results_over_a_ring() {
+    use futures::StreamExt as _;
+    use wrpc_transport::Serve as _;
+
+    let config = config(TransportKind::Ring, None);
+    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
+    let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
+    let greeter: std::sync::Arc<Instance> = runtime.load_file("greeter", wasm("greeter")).unwrap();
+    assert!(greeter.export(GREETER, "greet").is_ok());
+    let err = greeter.export(GREETER, "shout").unwrap_err().to_string();
+    assert!(err.contains("greeter") && err.contains("greet"), "{err}");
+
+    let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(64 * 1024, 8)).with_prefix("manual");
+    let mut calls = ring.serve(GREETER, "greet", Vec::<Box<[Option<usize>]>>::new()).await.unwrap();
+    let server = tokio::spawn(async move {
+        let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
+        greeter.call(GREETER, "greet", incoming, outgoing).await
+    });
+    let (greeting,): (String,) = ring
+        .invoke_values_blocking(None, GREETER, "greet", ("manual".to_string(),), NO_RESULT_PATHS)
+        .await
+        .unwrap();
+    assert_eq!(greeting, "Hello, manual!");
+    server.await.unwrap().unwrap();
+    assert_eq!(ring.pool().stats().in_use, 0);
+}
+
+#[tokio::test]
+async fn a_bad_component_is_a_clear_error() {
+    let config = config(TransportKind::Ring, None);
+    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
+    let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
+    let err = runtime.load("junk", b"not wasm").unwrap_err();
+    assert!(format!("{err:#}").contains("`junk` is not a valid WebAssembly component"), "{err:#}");
+    let err = runtime.load_file("missing", "/nonexistent/x.wasm").unwrap_err();
+    assert!(format!("{err:#}").contains("/nonexistent/x.wasm"), "{err:#}");
+}
