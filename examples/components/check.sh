@@ -8,8 +8,8 @@
 #   - this rustc is not the one recorded in wasm/TOOLCHAIN (another compiler
 #     gives other bytes; rebuild with build.sh and commit to move on).
 #
-# Environment: CARGO_TARGET_DIR (default: target/ beside this script; a warm
-# one makes the check take seconds instead of ~30 s).
+# Environment: COMPONENTS_TARGET_DIR (default: target/ beside this script; a
+# warm one makes the check take seconds instead of ~30 s).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
