@@ -60,10 +60,10 @@ pub mod baseline;
 mod error;
 #[cfg(feature = "host")]
 pub mod host;
-#[cfg(feature = "wasmtime")]
-pub mod runtime;
 mod pool;
 mod ring;
+#[cfg(feature = "wasmtime")]
+pub mod runtime;
 mod sync;
 #[cfg(feature = "wrpc")]
 pub mod transport;

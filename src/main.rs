@@ -109,10 +109,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (component, function, call_args) = match (&args.invoke, &config.entry) {
         (Some(invoke), _) => (invoke[0].clone(), invoke[1].clone(), args.args.clone()),
         (None, Some(entry)) => {
-            let call_args = if args.args.is_empty() { entry.args.clone() } else { args.args.clone() };
+            let call_args = if args.args.is_empty() {
+                entry.args.clone()
+            } else {
+                args.args.clone()
+            };
             (entry.component.clone(), entry.function.clone(), call_args)
         }
-        (None, None) => bail!("nothing to call: pass `--invoke COMPONENT INSTANCE.FUNC` or add an [entry] to the config"),
+        (None, None) => {
+            bail!("nothing to call: pass `--invoke COMPONENT INSTANCE.FUNC` or add an [entry] to the config")
+        }
     };
     if args.count == 0 || args.concurrency == 0 {
         bail!("--count and --concurrency must be at least 1");
@@ -120,7 +126,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (instance_name, func) = function
         .rsplit_once('.')
         .or_else(|| function.rsplit_once('#'))
-        .with_context(|| format!("`{function}` is not INSTANCE.FUNC (e.g. `wrpc-ring:examples/greeter.greet`)"))?;
+        .with_context(|| {
+            format!("`{function}` is not INSTANCE.FUNC (e.g. `wrpc-ring:examples/greeter.greet`)")
+        })?;
 
     let host = Host::start(&config).await?;
     let target = host.component(&component)?.clone();
@@ -131,9 +139,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // The first call shows the result (and fails fast on a bad setup).
     let first = target.call_values(&instance_name, &func, &params).await?;
-    println!("{component} {instance_name}#{func}({}) = {}", call_args.join(", "), format_vals(&first));
+    println!(
+        "{component} {instance_name}#{func}({}) = {}",
+        call_args.join(", "),
+        format_vals(&first)
+    );
 
-    let latencies = call_many(&target, &instance_name, &func, &params, args.count, args.concurrency).await;
+    let latencies = call_many(
+        &target,
+        &instance_name,
+        &func,
+        &params,
+        args.count,
+        args.concurrency,
+    )
+    .await;
     report(&config, &host, &latencies, args.count, args.concurrency);
     Ok(())
 }
@@ -160,7 +180,8 @@ async fn call_many(
     let failures = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.min(count) {
-        let (target, next, failures, progress) = (target.clone(), next.clone(), failures.clone(), progress.clone());
+        let (target, next, failures, progress) =
+            (target.clone(), next.clone(), failures.clone(), progress.clone());
         let (instance, func, params) = (instance.to_string(), func.to_string(), params.to_vec());
         workers.spawn(async move {
             let mut latencies = Vec::new();
@@ -224,8 +245,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let host = Host::start(&config).await?;
     let ids: Vec<_> = config.component.iter().map(|c| c.id.as_str()).collect();
-    let remote = config.nats.url.as_deref().map_or("embedded, no NATS".to_string(), |url| format!("NATS {url}"));
-    println!("serving {} over `{}` and {remote}; Ctrl-C to stop", ids.join(", "), config.transport);
+    let remote = config
+        .nats
+        .url
+        .as_deref()
+        .map_or("embedded, no NATS".to_string(), |url| format!("NATS {url}"));
+    println!(
+        "serving {} over `{}` and {remote}; Ctrl-C to stop",
+        ids.join(", "),
+        config.transport
+    );
     wait_for_shutdown().await;
     println!("component-to-component calls by path:");
     print!("{}", host.dispatcher().metrics());
@@ -255,13 +284,27 @@ async fn wait_for_shutdown() {
 /// Parses one argument per parameter by the parameter's type.
 fn parse_args(params: &[Type], args: &[String]) -> anyhow::Result<Vec<Val>> {
     if params.len() != args.len() {
-        bail!("expected {} argument(s) ({}), got {}", params.len(), describe(params), args.len());
+        bail!(
+            "expected {} argument(s) ({}), got {}",
+            params.len(),
+            describe(params),
+            args.len()
+        );
     }
-    params.iter().zip(args).enumerate().map(|(i, (ty, arg))| parse_val(ty, arg).with_context(|| format!("argument {}", i + 1))).collect()
+    params
+        .iter()
+        .zip(args)
+        .enumerate()
+        .map(|(i, (ty, arg))| parse_val(ty, arg).with_context(|| format!("argument {}", i + 1)))
+        .collect()
 }
 
 fn describe(params: &[Type]) -> String {
-    params.iter().map(|t| format!("{}", type_name(t))).collect::<Vec<_>>().join(", ")
+    params
+        .iter()
+        .map(|t| format!("{}", type_name(t)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn type_name(ty: &Type) -> &'static str {
@@ -317,9 +360,16 @@ fn format_val(val: &Val) -> String {
         Val::String(s) => format!("{s:?}"),
         Val::List(items) if items.len() > 16 => {
             let bytes = items.iter().all(|v| matches!(v, Val::U8(_)));
-            if bytes { format!("<{} bytes>", items.len()) } else { format!("<list of {} items>", items.len()) }
+            if bytes {
+                format!("<{} bytes>", items.len())
+            } else {
+                format!("<list of {} items>", items.len())
+            }
         }
-        Val::List(items) => format!("[{}]", items.iter().map(format_val).collect::<Vec<_>>().join(", ")),
+        Val::List(items) => format!(
+            "[{}]",
+            items.iter().map(format_val).collect::<Vec<_>>().join(", ")
+        ),
         other => format!("{other:?}"),
     }
 }

@@ -23,7 +23,11 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A scratch directory with `files` written into it.
@@ -38,7 +42,11 @@ fn scratch(name: &str, files: &[(&str, String)]) -> PathBuf {
 }
 
 fn component_path(name: &str) -> String {
-    root().join("examples/components/wasm").join(format!("{name}.wasm")).display().to_string()
+    root()
+        .join("examples/components/wasm")
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -53,7 +61,14 @@ fn every_command_has_help() {
 #[test]
 fn the_example_host_runs_out_of_the_box() {
     let config = root().join("examples/host.toml");
-    let out = run(&["run", config.to_str().unwrap(), "--count", "50", "--concurrency", "2"]);
+    let out = run(&[
+        "run",
+        config.to_str().unwrap(),
+        "--count",
+        "50",
+        "--concurrency",
+        "2",
+    ]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("\"a(b(c(x)))\""), "{shown}");
@@ -66,10 +81,26 @@ fn the_example_host_runs_out_of_the_box() {
 #[test]
 fn invoke_picks_another_export_and_parses_arguments() {
     let config = root().join("examples/host.toml");
-    let out = run(&["run", config.to_str().unwrap(), "--invoke", "greeter", "wrpc-ring:examples/greeter.greet", "--arg", "operator"]);
+    let out = run(&[
+        "run",
+        config.to_str().unwrap(),
+        "--invoke",
+        "greeter",
+        "wrpc-ring:examples/greeter.greet",
+        "--arg",
+        "operator",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("\"Hello, operator!\""), "{}", text(&out));
-    let out = run(&["run", config.to_str().unwrap(), "--invoke", "blob", "wrpc-ring:examples/blob.fetch", "--arg", "lots"]);
+    let out = run(&[
+        "run",
+        config.to_str().unwrap(),
+        "--invoke",
+        "blob",
+        "wrpc-ring:examples/blob.fetch",
+        "--arg",
+        "lots",
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("`lots` is not a u32"), "{}", text(&out));
 }
@@ -84,19 +115,36 @@ fn a_missing_config_is_named() {
 #[test]
 fn a_bad_component_is_named() {
     let dir = scratch("bad", &[("junk.wasm", "not wasm".into())]);
-    std::fs::write(dir.join("host.toml"), "[[component]]\nid = \"junk\"\npath = \"junk.wasm\"\n").unwrap();
+    std::fs::write(
+        dir.join("host.toml"),
+        "[[component]]\nid = \"junk\"\npath = \"junk.wasm\"\n",
+    )
+    .unwrap();
     let out = run(&["serve", dir.join("host.toml").to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("`junk` is not a valid WebAssembly component"), "{}", text(&out));
+    assert!(
+        text(&out).contains("`junk` is not a valid WebAssembly component"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn an_unknown_export_lists_the_exports() {
     let config = root().join("examples/host.toml");
-    let out = run(&["run", config.to_str().unwrap(), "--invoke", "greeter", "wrpc-ring:examples/greeter.shout"]);
+    let out = run(&[
+        "run",
+        config.to_str().unwrap(),
+        "--invoke",
+        "greeter",
+        "wrpc-ring:examples/greeter.shout",
+    ]);
     assert!(!out.status.success());
     let shown = text(&out);
-    assert!(shown.contains("does not export `wrpc-ring:examples/greeter#shout`") && shown.contains("greet"), "{shown}");
+    assert!(
+        shown.contains("does not export `wrpc-ring:examples/greeter#shout`") && shown.contains("greet"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -109,7 +157,10 @@ fn an_unknown_link_target_is_named() {
     let out = run(&["serve", dir.join("host.toml").to_str().unwrap()]);
     assert!(!out.status.success());
     let shown = text(&out);
-    assert!(shown.contains("`nobody`") && shown.contains("not a [[component]]"), "{shown}");
+    assert!(
+        shown.contains("`nobody`") && shown.contains("not a [[component]]"),
+        "{shown}"
+    );
 }
 
 /// Kills a child on drop.
@@ -122,13 +173,24 @@ impl Drop for Child {
     }
 }
 
-fn write_host(dir: &Path, name: &str, nats: &str, components: &[(&str, &str)], links: &[(&str, &str)]) -> PathBuf {
+fn write_host(
+    dir: &Path,
+    name: &str,
+    nats: &str,
+    components: &[(&str, &str)],
+    links: &[(&str, &str)],
+) -> PathBuf {
     let mut toml = format!("[nats]\nurl = \"{nats}\"\n");
     for (id, file) in components {
-        toml += &format!("[[component]]\nid = \"{id}\"\npath = \"{}\"\n", component_path(file));
+        toml += &format!(
+            "[[component]]\nid = \"{id}\"\npath = \"{}\"\n",
+            component_path(file)
+        );
     }
     for (source, target) in links {
-        toml += &format!("[[link]]\nsource = \"{source}\"\ninterface = \"wrpc-ring:examples/stage\"\ntarget = \"{target}\"\n");
+        toml += &format!(
+            "[[link]]\nsource = \"{source}\"\ninterface = \"wrpc-ring:examples/stage\"\ntarget = \"{target}\"\n"
+        );
     }
     let path = dir.join(name);
     std::fs::write(&path, toml).unwrap();
@@ -149,11 +211,22 @@ fn two_hosts_split_calls_between_the_ring_and_nats() {
         &[("a1", "pipeline-a"), ("a2", "pipeline-a"), ("c", "pipeline-c")],
         &[("a1", "b"), ("a2", "c")],
     );
-    let host2 = write_host(&dir, "host2.toml", &nats.url(), &[("b", "pipeline-b")], &[("b", "c")]);
+    let host2 = write_host(
+        &dir,
+        "host2.toml",
+        &nats.url(),
+        &[("b", "pipeline-b")],
+        &[("b", "c")],
+    );
 
     // Host 2 serves `b` until told to stop.
     let mut server = Child(
-        bin().args(["serve", host2.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+        bin()
+            .args(["serve", host2.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
     // Wait for its "serving" line: its subscriptions are confirmed by then.
     let stdout = server.0.stdout.take().unwrap();
@@ -166,28 +239,54 @@ fn two_hosts_split_calls_between_the_ring_and_nats() {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("host 2 did not start");
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("host 2 did not start");
         if line.starts_with("serving") {
             break;
         }
     }
 
     // Host 1 runs `a1` (→ b on host 2 → c back on host 1) and `a2` (→ c, local).
-    let remote = run(&["run", host1.to_str().unwrap(), "--invoke", "a1", "wrpc-ring:examples/stage.run", "--arg", "x"]);
+    let remote = run(&[
+        "run",
+        host1.to_str().unwrap(),
+        "--invoke",
+        "a1",
+        "wrpc-ring:examples/stage.run",
+        "--arg",
+        "x",
+    ]);
     let shown = text(&remote);
     assert!(remote.status.success(), "{shown}");
     assert!(shown.contains("\"a(b(c(x)))\""), "{shown}");
     let nats_calls = |shown: &str| {
-        shown.lines().find(|l| l.starts_with("nats ")).and_then(|l| l.split_whitespace().nth(1)).map(str::to_string)
+        shown
+            .lines()
+            .find(|l| l.starts_with("nats "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
     };
     let ring_calls = |shown: &str| {
-        shown.lines().find(|l| l.starts_with("ring ")).and_then(|l| l.split_whitespace().nth(1)).map(str::to_string)
+        shown
+            .lines()
+            .find(|l| l.starts_with("ring "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
     };
     // Two calls of a1 (the result, then --count 1): each a1 → b over NATS.
     assert_eq!(nats_calls(&shown).as_deref(), Some("2"), "{shown}");
     assert_eq!(ring_calls(&shown).as_deref(), Some("0"), "{shown}");
 
-    let local = run(&["run", host1.to_str().unwrap(), "--invoke", "a2", "wrpc-ring:examples/stage.run", "--arg", "y"]);
+    let local = run(&[
+        "run",
+        host1.to_str().unwrap(),
+        "--invoke",
+        "a2",
+        "wrpc-ring:examples/stage.run",
+        "--arg",
+        "y",
+    ]);
     let shown = text(&local);
     assert!(local.status.success(), "{shown}");
     assert!(shown.contains("\"a(c(y))\""), "{shown}");

@@ -20,7 +20,9 @@ const FAULTS: &str = "wrpc-ring:examples/faults";
 const NO_RESULT_PATHS: &[&[Option<usize>]] = &[];
 
 fn wasm(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/components/wasm").join(format!("{name}.wasm"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/components/wasm")
+        .join(format!("{name}.wasm"))
 }
 
 struct TestHost {
@@ -42,7 +44,10 @@ impl TestHost {
         for (source, interface, target) in links {
             runtime.dispatcher().link(source, interface, "default", target);
         }
-        Self { runtime, _serving: serving }
+        Self {
+            runtime,
+            _serving: serving,
+        }
     }
 
     async fn call<P, R>(&self, interface: &str, func: &str, params: P) -> anyhow::Result<R>
@@ -60,7 +65,10 @@ impl TestHost {
 }
 
 fn config(transport: TransportKind, nats: Option<&NatsServer>) -> HostConfig {
-    let mut config = HostConfig { transport, ..HostConfig::default() };
+    let mut config = HostConfig {
+        transport,
+        ..HostConfig::default()
+    };
     config.nats.url = nats.map(NatsServer::url);
     config.limits.invocation_timeout = Duration::from_secs(20);
     config.limits.max_memory = ByteSize(64 << 20);
@@ -98,7 +106,10 @@ async fn every_example_gives_identical_results_on_every_transport() {
         assert_eq!(greeting, "Hello, ring!", "{kind}");
         assert_eq!(chain, "a(b(c(x)))", "{kind}");
         assert_eq!(blob.len(), 1 << 20, "{kind}");
-        assert!(blob.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8), "{kind}: blob pattern");
+        assert!(
+            blob.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8),
+            "{kind}: blob pattern"
+        );
         let metrics = host.runtime.dispatcher().metrics();
         // test→greeter, test→a, a→b, b→c, test→blob: five calls, all on the configured path.
         assert_eq!(metrics.transport(kind).calls, 5, "{kind}: {metrics}");
@@ -117,19 +128,31 @@ async fn guest_faults_are_clear_errors_and_the_next_call_succeeds() {
 
     let err = host.call::<(), ()>(FAULTS, "trap", ()).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("unreachable") && msg.contains("faults"), "trap: {msg}");
+    assert!(
+        msg.contains("unreachable") && msg.contains("faults"),
+        "trap: {msg}"
+    );
     let (ok,): (String,) = host.call(FAULTS, "ok", ()).await.unwrap();
     assert_eq!(ok, "ok");
 
     let err = host.call::<(), ()>(FAULTS, "spin", ()).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("interrupt") || msg.contains("timed out"), "spin: {msg}");
+    assert!(
+        msg.contains("interrupt") || msg.contains("timed out"),
+        "spin: {msg}"
+    );
     let (ok,): (String,) = host.call(FAULTS, "ok", ()).await.unwrap();
     assert_eq!(ok, "ok");
 
-    let err = host.call::<(u32,), (u32,)>(FAULTS, "hog", (256,)).await.unwrap_err();
+    let err = host
+        .call::<(u32,), (u32,)>(FAULTS, "hog", (256,))
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("memory") || msg.contains("unreachable"), "hog: {msg}");
+    assert!(
+        msg.contains("memory") || msg.contains("unreachable"),
+        "hog: {msg}"
+    );
     let (mib,): (u32,) = host.call(FAULTS, "hog", (8,)).await.unwrap();
     assert_eq!(mib, 8);
     let (ok,): (String,) = host.call(FAULTS, "ok", ()).await.unwrap();
@@ -139,8 +162,12 @@ async fn guest_faults_are_clear_errors_and_the_next_call_succeeds() {
 /// A trap reaches the caller as an abort carrying the trap message, not as an EOF.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_is_an_abort_with_the_trap_message() {
-    let host = TestHost::start(config(TransportKind::Ring, None), &[("faults", "faults")], &[("test", FAULTS, "faults")])
-        .await;
+    let host = TestHost::start(
+        config(TransportKind::Ring, None),
+        &[("faults", "faults")],
+        &[("test", FAULTS, "faults")],
+    )
+    .await;
     let err = host.call::<(), ()>(FAULTS, "trap", ()).await.unwrap_err();
     let aborted = err
         .chain()
@@ -167,7 +194,10 @@ async fn instance_call_streams_params_and_results_over_a_ring() {
     assert!(err.contains("greeter") && err.contains("greet"), "{err}");
 
     let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(64 * 1024, 8)).with_prefix("manual");
-    let mut calls = ring.serve(GREETER, "greet", Vec::<Box<[Option<usize>]>>::new()).await.unwrap();
+    let mut calls = ring
+        .serve(GREETER, "greet", Vec::<Box<[Option<usize>]>>::new())
+        .await
+        .unwrap();
     let server = tokio::spawn(async move {
         let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
         greeter.call(GREETER, "greet", incoming, outgoing).await
@@ -187,7 +217,10 @@ async fn a_bad_component_is_a_clear_error() {
     let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
     let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
     let err = runtime.load("junk", b"not wasm").unwrap_err();
-    assert!(format!("{err:#}").contains("`junk` is not a valid WebAssembly component"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("`junk` is not a valid WebAssembly component"),
+        "{err:#}"
+    );
     let err = runtime.load_file("missing", "/nonexistent/x.wasm").unwrap_err();
     assert!(format!("{err:#}").contains("/nonexistent/x.wasm"), "{err:#}");
 }

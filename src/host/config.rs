@@ -173,11 +173,15 @@ pub struct NatsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// The longest a call may take, from invoke to the last result byte.
+    /// The longest a call may take, from invoke to the last result byte; also the
+    /// longest a guest may run for one call (epoch interruption).
     #[serde(deserialize_with = "de_duration")]
     pub invocation_timeout: Duration,
     /// Calls one component may serve at once.
     pub max_instances: usize,
+    /// The most linear memory one component instance may grow to.
+    #[serde(deserialize_with = "de_size")]
+    pub max_memory: ByteSize,
 }
 
 impl Default for LimitsConfig {
@@ -185,8 +189,51 @@ impl Default for LimitsConfig {
         Self {
             invocation_timeout: Duration::from_secs(10),
             max_instances: 100,
+            max_memory: ByteSize(256 << 20),
         }
     }
+}
+
+/// A `[[component]]`: a WebAssembly component this host runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The component id: its wRPC prefix is `{lattice}.{id}`.
+    pub id: String,
+    /// The `.wasm` file, relative to the config file.
+    pub path: std::path::PathBuf,
+}
+
+fn default_link_name() -> String {
+    crate::host::DEFAULT_LINK_NAME.to_string()
+}
+
+/// `[entry]`: the export `wrpc-ring run` invokes when no `--invoke` is given.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryConfig {
+    /// The component to call.
+    pub component: String,
+    /// `instance.func`, e.g. `wrpc-ring:examples/stage.run`.
+    pub function: String,
+    /// The arguments, one per parameter, parsed by the parameter's type.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// A `[[link]]`: where a component's import of an interface goes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// The importing component.
+    pub source: String,
+    /// The imported interface, e.g. `wrpc-ring:examples/stage` (a version is ignored).
+    pub interface: String,
+    /// The component that serves it, here or on another host.
+    pub target: String,
+    /// The link name (default `"default"`).
+    #[serde(default = "default_link_name")]
+    pub name: String,
 }
 
 /// The host configuration. An empty file is valid: ring transport, embedded (no NATS).

@@ -15,8 +15,8 @@ mod nats;
 mod streams;
 
 pub use self::config::{
-    ByteSize, ComponentConfig, ConfigError, EntryConfig, ENV_PREFIX, ENV_VARS, HostConfig, LinkConfig, LimitsConfig, NatsConfig, RingConfig,
-    TransportKind,
+    ByteSize, ComponentConfig, ConfigError, ENV_PREFIX, ENV_VARS, EntryConfig, HostConfig, LimitsConfig,
+    LinkConfig, NatsConfig, RingConfig, TransportKind,
 };
 pub use self::dispatch::{
     CallContext, ComponentServer, DEFAULT_LINK_NAME, Dispatcher, LINK_NAME_HEADER, SOURCE_ID_HEADER,

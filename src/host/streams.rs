@@ -281,6 +281,11 @@ impl ServeOutgoing {
             _permit: permit,
         }
     }
+
+    /// Ends the results with an error carrying `reason`; see [`AnyOutgoing::abort`].
+    pub fn abort(self, reason: impl Into<std::borrow::Cow<'static, str>>) {
+        self.inner.abort(reason);
+    }
 }
 
 impl AsyncWrite for ServeOutgoing {

@@ -26,7 +26,9 @@ pub(crate) fn engine(max_memory: usize) -> anyhow::Result<Engine> {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config).context("failed to configure the wasmtime engine")
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("failed to configure the wasmtime engine")
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, until
@@ -52,7 +54,9 @@ impl EpochTicker {
                 }
             })
             .map(drop)
-            .unwrap_or_else(|err| tracing::error!(%err, "failed to start the epoch ticker: no guest time limit"));
+            .unwrap_or_else(
+                |err| tracing::error!(%err, "failed to start the epoch ticker: no guest time limit"),
+            );
         Self { stop }
     }
 }

@@ -46,7 +46,11 @@ impl Host {
         for instance in components.values() {
             serving.push(runtime.serve(instance.clone()).await?);
         }
-        Ok(Self { runtime, components, _serving: serving })
+        Ok(Self {
+            runtime,
+            components,
+            _serving: serving,
+        })
     }
 
     /// The runtime.
@@ -68,7 +72,10 @@ impl Host {
         self.components.get(id).ok_or_else(|| {
             let mut known: Vec<_> = self.components.keys().map(String::as_str).collect();
             known.sort_unstable();
-            anyhow::anyhow!("no component `{id}` in this host (components: {})", known.join(", "))
+            anyhow::anyhow!(
+                "no component `{id}` in this host (components: {})",
+                known.join(", ")
+            )
         })
     }
 }

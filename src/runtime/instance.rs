@@ -93,9 +93,12 @@ impl Instance {
         wasm: &[u8],
     ) -> anyhow::Result<Self> {
         let component = Component::new(engine, wasm)
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("`{id}` is not a valid WebAssembly component"))?;
         let mut linker = Linker::<HostState>::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("failed to link WASI p2")?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("failed to link WASI p2")?;
         let host_resources: HostResources = Arc::default();
         let ty = component.component_type();
         for (name, item) in ty.imports(engine) {
@@ -111,20 +114,27 @@ impl Instance {
                 "",
                 name,
             )
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to link import `{name}` of `{id}` to the dispatcher"))?;
         }
-        let pre = linker.instantiate_pre(&component).with_context(|| format!("failed to link `{id}`"))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("failed to link `{id}`"))?;
 
         let mut exports = Vec::new();
         for (name, item) in ty.exports(engine) {
             match item {
                 ComponentItem::ComponentFunc(func) => {
-                    let index = component.get_export_index(None, name).context("export vanished")?;
+                    let index = component
+                        .get_export_index(None, name)
+                        .context("export vanished")?;
                     exports.push(export("", name, index, func));
                 }
                 ComponentItem::ComponentInstance(instance) => {
-                    let instance_index =
-                        component.get_export_index(None, name).context("export vanished")?;
+                    let instance_index = component
+                        .get_export_index(None, name)
+                        .context("export vanished")?;
                     for (func_name, item) in instance.exports(engine) {
                         if let ComponentItem::ComponentFunc(func) = item {
                             let index = component
@@ -137,7 +147,11 @@ impl Instance {
                 _ => {}
             }
         }
-        let by_name = exports.iter().enumerate().map(|(i, e)| ((e.instance.clone(), e.name.clone()), i)).collect();
+        let by_name = exports
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((e.instance.clone(), e.name.clone()), i))
+            .collect();
         let io_streams = wrpc_runtime_wasmtime::paths::wasi_io_stream_resources(engine, &ty).into();
         Ok(Self {
             id: id.into(),
@@ -168,13 +182,16 @@ impl Instance {
     ///
     /// Names the component and lists its exports when there is no such function.
     pub fn export(&self, instance: &str, func: &str) -> anyhow::Result<&Export> {
-        let found = self.by_name.get(&(Arc::from(instance), Arc::from(func))).or_else(|| {
-            let base = |s: &str| s.split_once('@').map_or(s, |(b, _)| b).to_string();
-            self.exports
-                .iter()
-                .position(|e| &*e.name == func && base(&e.instance) == base(instance))
-                .map(|i| &self.by_name[&(self.exports[i].instance.clone(), self.exports[i].name.clone())])
-        });
+        let found = self
+            .by_name
+            .get(&(Arc::from(instance), Arc::from(func)))
+            .or_else(|| {
+                let base = |s: &str| s.split_once('@').map_or(s, |(b, _)| b).to_string();
+                self.exports
+                    .iter()
+                    .position(|e| &*e.name == func && base(&e.instance) == base(instance))
+                    .map(|i| &self.by_name[&(self.exports[i].instance.clone(), self.exports[i].name.clone())])
+            });
         match found {
             Some(&i) => Ok(&self.exports[i]),
             None => {
@@ -191,10 +208,20 @@ impl Instance {
     /// A fresh store for one call, with the call's time and memory limits.
     pub(crate) fn store(&self) -> Store<HostState> {
         let max_memory = usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX);
-        let state = HostState::new(self.dispatcher.clone(), &self.id, self.limits.invocation_timeout, max_memory);
+        let state = HostState::new(
+            self.dispatcher.clone(),
+            &self.id,
+            self.limits.invocation_timeout,
+            max_memory,
+        );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        let ticks = self.limits.invocation_timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        let ticks = self
+            .limits
+            .invocation_timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
         store
@@ -225,8 +252,11 @@ impl Instance {
             .pre
             .instantiate_async(&mut store)
             .await
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to instantiate `{}`", self.id))?;
-        let func = instance.get_func(&mut store, export.index).context("export index does not resolve")?;
+        let func = instance
+            .get_func(&mut store, export.index)
+            .context("export index does not resolve")?;
         wrpc_runtime_wasmtime::call(
             &mut store,
             incoming,
@@ -239,7 +269,16 @@ impl Instance {
             func,
         )
         .await
-        .map_err(|err| anyhow::anyhow!("`{}#{}` of `{}` failed: {err:#}", export.instance, export.name, self.id))
+        .map_err(|err| {
+            let err = anyhow::Error::from(err);
+            anyhow::anyhow!(
+                "`{}#{}` of `{}` failed: {}",
+                export.instance,
+                export.name,
+                self.id,
+                super::serve::describe(&err)
+            )
+        })
     }
 
     /// Calls export `func` of `instance` in a fresh instance with `params` directly,
@@ -256,12 +295,23 @@ impl Instance {
             .pre
             .instantiate_async(&mut store)
             .await
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to instantiate `{}`", self.id))?;
-        let func = instance.get_func(&mut store, export.index).context("export index does not resolve")?;
+        let func = instance
+            .get_func(&mut store, export.index)
+            .context("export index does not resolve")?;
         let mut results = vec![Val::Bool(false); export.results.len()];
         func.call_async(&mut store, params, &mut results)
             .await
-            .map_err(|err| anyhow::anyhow!("`{}#{}` of `{}` failed: {err:#}", export.instance, export.name, self.id))?;
+            .map_err(|err| {
+                let root = err.root_cause().to_string();
+                anyhow::anyhow!(
+                    "`{}#{}` of `{}` failed: {err}: {root}",
+                    export.instance,
+                    export.name,
+                    self.id
+                )
+            })?;
         Ok(results)
     }
 }
@@ -279,6 +329,9 @@ fn export(instance: &str, name: &str, index: ComponentExportIndex, ty: Component
 
 impl fmt::Debug for Instance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instance").field("id", &self.id).field("exports", &self.exports).finish_non_exhaustive()
+        f.debug_struct("Instance")
+            .field("id", &self.id)
+            .field("exports", &self.exports)
+            .finish_non_exhaustive()
     }
 }

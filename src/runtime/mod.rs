@@ -28,7 +28,7 @@ pub use self::instance::{Export, Instance};
 
 use self::engine::EpochTicker;
 use self::serve::{TrapAware, run_call};
-use crate::host::{Dispatcher, HostConfig, LimitsConfig};
+use crate::host::{Dispatcher, LimitsConfig};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
 ///
@@ -69,7 +69,12 @@ impl Runtime {
         let max_memory = usize::try_from(limits.max_memory.0).unwrap_or(usize::MAX);
         let engine = engine::engine(max_memory)?;
         let ticker = Arc::new(EpochTicker::start(&engine));
-        Ok(Self { engine, dispatcher, limits: limits.clone(), _ticker: ticker })
+        Ok(Self {
+            engine,
+            dispatcher,
+            limits: limits.clone(),
+            _ticker: ticker,
+        })
     }
 
     /// The dispatcher the components' calls go through.
@@ -95,7 +100,8 @@ impl Runtime {
         let path = path.as_ref();
         let wasm = std::fs::read(path)
             .with_context(|| format!("cannot read component `{id}` from `{}`", path.display()))?;
-        self.load(id, &wasm).with_context(|| format!("cannot load `{}`", path.display()))
+        self.load(id, &wasm)
+            .with_context(|| format!("cannot load `{}`", path.display()))
     }
 
     /// Serves every export of `instance` on every path the dispatcher gives it (the
@@ -122,7 +128,11 @@ impl Runtime {
                     )
                     .await
                     .with_context(|| {
-                        format!("failed to serve `{export:?}` of `{}` over {}", instance.id(), server.transport())
+                        format!(
+                            "failed to serve `{export:?}` of `{}` over {}",
+                            instance.id(),
+                            server.transport()
+                        )
                     })?;
                 let what: Arc<str> = format!("`{export:?}` of component `{}`", instance.id()).into();
                 tasks.spawn(async move {
@@ -138,13 +148,18 @@ impl Runtime {
                 });
             }
         }
-        Ok(Serving { component: instance.id.clone(), _tasks: tasks })
+        Ok(Serving {
+            component: instance.id.clone(),
+            _tasks: tasks,
+        })
     }
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("dispatcher", &self.dispatcher).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("dispatcher", &self.dispatcher)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,4 +177,3 @@ impl Serving {
         &self.component
     }
 }
-

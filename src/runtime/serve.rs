@@ -62,8 +62,15 @@ impl AsyncWrite for GuardedOutgoing {
 
 impl Index<Self> for GuardedOutgoing {
     fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
-        let inner = self.inner.as_ref().ok_or_else(|| anyhow::anyhow!("results writer already closed"))?;
-        Ok(Self { inner: Some(inner.index(path)?), slot: None, done: false })
+        let inner = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("results writer already closed"))?;
+        Ok(Self {
+            inner: Some(inner.index(path)?),
+            slot: None,
+            done: false,
+        })
     }
 }
 
@@ -97,7 +104,11 @@ impl Serve for TrapAware<'_> {
         Ok(invocations.map(|item| {
             item.map(|(headers, outgoing, incoming)| {
                 let slot = Arc::new(ResultsSlot::default());
-                let outgoing = GuardedOutgoing { inner: Some(outgoing), slot: Some(slot.clone()), done: false };
+                let outgoing = GuardedOutgoing {
+                    inner: Some(outgoing),
+                    slot: Some(slot.clone()),
+                    done: false,
+                };
                 ((headers, slot), outgoing, incoming)
             })
         }))
@@ -113,14 +124,16 @@ pub(crate) async fn run_call(
 ) {
     let reason = match AssertUnwindSafe(call).catch_unwind().await {
         Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(format!("{what} failed: {err:#}")),
+        Ok(Err(err)) => Some(format!("{what} failed: {}", describe(&err))),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            Some(format!("{what}: the host panicked while serving the call: {message}"))
+            Some(format!(
+                "{what}: the host panicked while serving the call: {message}"
+            ))
         }
     };
     if let Some(reason) = reason {
@@ -128,5 +141,34 @@ pub(crate) async fn run_call(
         if let Some(outgoing) = slot.take() {
             outgoing.abort(reason);
         }
+    }
+}
+
+/// A one-line description of a failed call: what failed, and the root cause (e.g. the
+/// trap: "wasm `unreachable` instruction executed", or the memory limit).
+pub(crate) fn describe(err: &anyhow::Error) -> String {
+    use wrpc_runtime_wasmtime::CallError;
+
+    let Some(call) = err.downcast_ref::<CallError>() else {
+        return format!("{err:#}");
+    };
+    let inner = match call {
+        CallError::Decode(e)
+        | CallError::Encode(e)
+        | CallError::Table(e)
+        | CallError::Call(e)
+        | CallError::TypeMismatch(e)
+        | CallError::Write(e)
+        | CallError::Flush(e)
+        | CallError::Deferred(e)
+        | CallError::PostReturn(e) => e,
+        CallError::Guest(e) => return format!("the guest returned an error: {e:?}"),
+    };
+    let root = inner.root_cause().to_string();
+    let top = inner.to_string();
+    if root == top {
+        top
+    } else {
+        format!("{top}: {root}")
     }
 }

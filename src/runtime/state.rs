@@ -37,14 +37,20 @@ impl HostState {
                 shared: SharedResourceTable::default(),
                 timeout,
             },
-            limits: StoreLimitsBuilder::new().memory_size(max_memory).trap_on_grow_failure(true).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory)
+                .trap_on_grow_failure(true)
+                .build(),
         }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -70,6 +76,9 @@ impl WrpcView for HostState {
     type Invoke = Dispatcher;
 
     fn wrpc(&mut self) -> WrpcCtxView<'_, Dispatcher> {
-        WrpcCtxView { ctx: &mut self.wrpc, table: &mut self.table }
+        WrpcCtxView {
+            ctx: &mut self.wrpc,
+            table: &mut self.table,
+        }
     }
 }
