@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Checks that the loom models can fail: plants known bugs in copies of the crate.
+
+Each mutant is a copy of the crate (Cargo.toml, Cargo.lock, src/, benches/ and
+loom-tests/) under a scratch directory, with one bug applied by exact text replacement;
+/work tree sources are never touched. Every model then runs in its own process (a loom
+failure inside `block_on` panics again while unwinding and aborts the whole test binary,
+so one failing model would hide the others), and a table says which models caught the
+mutant and how. See docs/loom.md for the results.
+
+usage: loom-tests/mutants/run.py [--bound N] [--scratch DIR] [MUTANT ...]
+       (no MUTANT: the unmodified crate first, then every mutant below)
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# name -> (what the bug is, [(file, old text, new text), ...])
+MUTANTS = {
+    "a_no_recheck_reader": (
+        "reader returns Pending right after registering, without re-checking",
+        [("src/ring/reader.rs",
+          "            self.shared.reader_wait(cx.waker());\n            registered = true;\n",
+          "            self.shared.reader_wait(cx.waker());\n            registered = true;\n"
+          "            return Poll::Pending; // MUTANT: no re-check\n")]),
+    "b_no_fence_wake_reader": (
+        "no SeqCst fence in Shared::wake_reader",
+        [("src/ring/shared.rs",
+          "    pub(crate) fn wake_reader(&self) {\n        fence(Ordering::SeqCst);\n",
+          "    pub(crate) fn wake_reader(&self) {\n        // MUTANT: no fence\n")]),
+    "b2_no_fence_reader_wait": (
+        "no SeqCst fence in Shared::reader_wait",
+        [("src/ring/shared.rs",
+          "        self.state.fetch_or(READER_WAITING, Ordering::SeqCst);\n        fence(Ordering::SeqCst);\n",
+          "        self.state.fetch_or(READER_WAITING, Ordering::SeqCst);\n        // MUTANT: no fence\n")]),
+    "c1_close_relaxed": (
+        "clean close sets its bit with a Relaxed RMW (not a bug: see docs/loom.md)",
+        [("src/ring/shared.rs",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::Relaxed); // MUTANT")]),
+    "c1b_close_relaxed_no_fence": (
+        "clean close Relaxed and no fence in wake_reader: the close overtakes the data",
+        [("src/ring/shared.rs",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::Relaxed); // MUTANT"),
+         ("src/ring/shared.rs",
+          "    pub(crate) fn wake_reader(&self) {\n        fence(Ordering::SeqCst);\n",
+          "    pub(crate) fn wake_reader(&self) {\n        // MUTANT: no fence\n")]),
+    "c1c_publish_after_close": (
+        "writer publishes each write lazily, and sets the close/abort bit before publishing",
+        [("src/ring/buffer.rs",
+          "            if n > 0 {\n                self.tail += n;\n"
+          "                self.storage.tail.store(self.tail, Ordering::Release);\n"
+          "            }\n            n\n        }\n",
+          "            if n > 0 {\n                self.tail += n; // MUTANT: published later\n"
+          "            }\n            n\n        }\n\n"
+          "        pub(crate) fn publish(&mut self) {\n"
+          "            self.storage.tail.store(self.tail, Ordering::Release);\n        }\n"),
+         ("src/ring/writer.rs",
+          "        if self.is_closed() {\n            return Poll::Ready(Err(broken_pipe()));\n"
+          "        }\n        if bufs.iter()",
+          "        if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n"
+          "        if self.is_closed() {\n            return Poll::Ready(Err(broken_pipe()));\n"
+          "        }\n        if bufs.iter()"),
+         ("src/ring/writer.rs",
+          "            self.closed = true;\n            self.shared.close_writer();\n",
+          "            self.closed = true;\n            self.shared.close_writer();\n"
+          "            if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n"),
+         ("src/ring/writer.rs",
+          "            self.closed = true;\n            self.shared.abort_writer(reason.into());\n",
+          "            self.closed = true;\n            self.shared.abort_writer(reason.into());\n"
+          "            if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n")]),
+    "c2_ring_before_close_state": (
+        "reader looks at the ring before loading the close state",
+        [("src/ring/reader.rs",
+          "            let end = self.shared.writer_end();\n            if !consumer.is_empty() {\n",
+          "            let empty = consumer.is_empty(); // MUTANT: ring first\n"
+          "            let end = self.shared.writer_end();\n            if !empty {\n")]),
+    "c3_close_load_relaxed": (
+        "reader loads the close state with Relaxed instead of Acquire",
+        [("src/ring/shared.rs",
+          "    pub(crate) fn writer_end(&self) -> WriterEnd {\n        let state = self.load();",
+          "    pub(crate) fn writer_end(&self) -> WriterEnd {\n"
+          "        let state = self.state.load(Ordering::Relaxed); // MUTANT")]),
+    "d_reader_drop_no_wake": (
+        "dropping the reader does not wake the writer",
+        [("src/ring/shared.rs",
+          "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n        self.writer.wake();\n",
+          "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n        // MUTANT: no wake\n")]),
+    "e_recycle_no_clear": (
+        "pool recycle does not empty the ring",
+        [("src/pool.rs", "        consumer.clear();\n", "        // MUTANT: consumer.clear();\n")]),
+    "e2_recycle_no_reset": (
+        "pool recycle does not reset the close state",
+        [("src/pool.rs", "        shared.reset();\n", "        // MUTANT: shared.reset();\n")]),
+    "f_recycle_keeps_home": (
+        "an idle ring keeps its pool alive (reference cycle)",
+        [("src/pool.rs", "    let home = parts.home.take();",
+          "    let home = parts.home.clone(); // MUTANT: cycle")]),
+    "g_no_recheck_writer": (
+        "writer returns Pending right after registering, without re-checking",
+        [("src/ring/writer.rs",
+          "            self.shared.writer_wait(cx.waker());\n            registered = true;\n",
+          "            self.shared.writer_wait(cx.waker());\n"
+          "            return Poll::Pending; // MUTANT: no re-check\n")]),
+    "h_no_fence_wake_writer": (
+        "no SeqCst fence in Shared::wake_writer",
+        [("src/ring/shared.rs",
+          "    pub(crate) fn wake_writer(&self) {\n        fence(Ordering::SeqCst);\n",
+          "    pub(crate) fn wake_writer(&self) {\n        // MUTANT: no fence\n")]),
+    "i_abort_bit_before_reason": (
+        "abort sets its bit before storing the reason",
+        [("src/ring/shared.rs",
+          "        *lock(&self.abort_reason) = Some(reason);\n"
+          "        self.state.fetch_or(WRITER_ABORTED, Ordering::SeqCst);\n",
+          "        self.state.fetch_or(WRITER_ABORTED, Ordering::SeqCst); // MUTANT\n"
+          "        *lock(&self.abort_reason) = Some(reason);\n")]),
+    "j_close_no_wake": (
+        "a clean close does not wake the reader",
+        [("src/ring/shared.rs",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);\n        self.reader.wake();\n",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);\n        // MUTANT: no wake\n")]),
+    "k_tail_relaxed": (
+        "the ring publishes written bytes with a Relaxed tail store",
+        [("src/ring/buffer.rs",
+          "            if n > 0 {\n                self.tail += n;\n"
+          "                self.storage.tail.store(self.tail, Ordering::Release);",
+          "            if n > 0 {\n                self.tail += n;\n"
+          "                self.storage.tail.store(self.tail, Ordering::Relaxed); // MUTANT")]),
+    "m_reset_after_idle_push": (
+        "pool recycle resets the ring after putting it in the idle list",
+        [("src/pool.rs", "        shared.reset();\n        {", "        {"),
+         ("src/pool.rs",
+          "        if idle.len() < self.max_idle {\n            idle.push(shared);\n        }\n",
+          "        if idle.len() < self.max_idle {\n            idle.push(shared.clone());\n        }\n"
+          "        drop(idle);\n        shared.reset(); // MUTANT: too late\n")]),
+}
+
+TEST_FILES = ["wake", "close", "pool"]
+
+
+def copy_crate(dst):
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    os.makedirs(dst)
+    for name in ["Cargo.toml", "Cargo.lock"]:
+        shutil.copy(os.path.join(ROOT, name), dst)
+    for name in ["src", "benches"]:
+        if os.path.isdir(os.path.join(ROOT, name)):
+            shutil.copytree(os.path.join(ROOT, name), os.path.join(dst, name))
+    shutil.copytree(os.path.join(ROOT, "loom-tests"), os.path.join(dst, "loom-tests"),
+                    ignore=shutil.ignore_patterns("target", "mutants"))
+
+
+def apply(dst, edits):
+    for path, old, new in edits:
+        full = os.path.join(dst, path)
+        with open(full) as f:
+            text = f.read()
+        if text.count(old) != 1:
+            sys.exit(f"{path}: the text to replace occurs {text.count(old)} times, not once")
+        with open(full, "w") as f:
+            f.write(text.replace(old, new))
+
+
+def cargo(args, cwd, env, **kw):
+    return subprocess.run(["cargo", "test", "--release", *args], cwd=cwd, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def run(name, edits, scratch, env, timeout):
+    dst = os.path.join(scratch, name)
+    copy_crate(dst)
+    apply(dst, edits)
+    tests_dir = os.path.join(dst, "loom-tests")
+    built = cargo(["--no-run"], tests_dir, env)
+    if built.returncode != 0:
+        print(built.stdout[-3000:])
+        sys.exit(f"{name}: build failed")
+    results = []
+    for test_file in TEST_FILES:
+        listed = cargo(["--test", test_file, "--", "--list"], tests_dir, env).stdout
+        for test in re.findall(r"^(\S+): test$", listed, re.M):
+            start = time.time()
+            try:
+                out = cargo(["--test", test_file, "--", "--exact", test], tests_dir, env,
+                            timeout=timeout)
+                rc, output = out.returncode, out.stdout
+            except subprocess.TimeoutExpired:
+                rc, output = "timeout", ""
+            message = ""
+            lines = output.splitlines()
+            for i, line in enumerate(lines):
+                if " panicked at " in line and i + 1 < len(lines):
+                    message = re.sub(r"\[\(Id.*", "[..]", lines[i + 1])
+                    break
+            results.append((test, rc, time.time() - start, message))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bound", default="3", help="LOOM_MAX_PREEMPTIONS (default 3)")
+    parser.add_argument("--scratch", default=os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "wrpc-ring-mutants"))
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per model")
+    parser.add_argument("mutants", nargs="*")
+    args = parser.parse_args()
+    names = args.mutants or ["unmodified", *MUTANTS]
+    env = dict(os.environ, RUSTFLAGS="--cfg loom", LOOM_MAX_PREEMPTIONS=args.bound,
+               CARGO_TARGET_DIR=os.path.join(args.scratch, "target"))
+    for name in names:
+        about, edits = ("the crate as it is", []) if name == "unmodified" else MUTANTS[name]
+        results = run(name, edits, args.scratch, env, args.timeout)
+        failed = [r for r in results if r[1] != 0]
+        print(f"== {name}: {about}")
+        print(f"   {len(failed)}/{len(results)} models failed, "
+              f"{sum(r[2] for r in results):.0f} s in all")
+        for test, rc, secs, message in failed:
+            print(f"   {test:<60} rc={rc} {secs:5.1f}s {message}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
