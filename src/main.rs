@@ -302,7 +302,7 @@ fn parse_args(params: &[Type], args: &[String]) -> anyhow::Result<Vec<Val>> {
 fn describe(params: &[Type]) -> String {
     params
         .iter()
-        .map(|t| format!("{}", type_name(t)))
+        .map(|t| type_name(t).to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -6,7 +6,7 @@
 //!   [`Instance::call`], the callee side of a call on any transport;
 //! - `serve`: serving exports, one task per call, faults aborting the caller's stream;
 //! - `state`: the per-call store data (WASI p2, the polyfill context, limits);
-//! - [`Host`]: all of it built from a [`HostConfig`].
+//! - [`Host`]: all of it built from a [`HostConfig`](crate::host::HostConfig).
 
 mod engine;
 mod host;
