@@ -192,3 +192,37 @@ fn a_file_error_names_the_file() {
     assert!(msg.contains("host.toml") && msg.contains("bogus"), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn components_links_and_entry_are_validated() {
+    let msg =
+        err("[[component]]\nid = \"a\"\npath = \"a.wasm\"\n[[component]]\nid = \"a\"\npath = \"b.wasm\"");
+    assert!(
+        msg.contains("component.id") && msg.contains("`a` is declared twice"),
+        "{msg}"
+    );
+    let msg = err("[[link]]\nsource = \"ghost\"\ninterface = \"x:y/z\"\ntarget = \"b\"");
+    assert!(msg.contains("link.source") && msg.contains("`ghost`"), "{msg}");
+    let msg = err("[entry]\ncomponent = \"nope\"\nfunction = \"x:y/z.f\"");
+    assert!(msg.contains("entry.component") && msg.contains("`nope`"), "{msg}");
+    let msg = err("[limits]\nmax_memory = \"1KiB\"");
+    assert!(msg.contains("limits.max_memory"), "{msg}");
+    let msg = err("[[component]]\nid = \"a\"\npath = \"a.wasm\"\ncolour = \"red\"");
+    assert!(msg.contains("unknown field `colour`"), "{msg}");
+    let config = HostConfig::from_toml(
+        "[[component]]\nid = \"a\"\npath = \"a.wasm\"\n[[link]]\nsource = \"a\"\ninterface = \"x:y/z\"\ntarget = \"b\"",
+    )
+    .unwrap();
+    assert_eq!(config.link[0].name, "default");
+}
+
+#[test]
+fn component_paths_are_relative_to_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("wrpc-ring-config-rel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("host.toml");
+    std::fs::write(&path, "[[component]]\nid = \"a\"\npath = \"wasm/a.wasm\"\n").unwrap();
+    let config = HostConfig::load(&path).unwrap();
+    assert_eq!(config.component[0].path, dir.join("wasm/a.wasm"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
