@@ -172,3 +172,51 @@ pub(crate) fn describe(err: &anyhow::Error) -> String {
         format!("{top}: {root}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncReadExt as _;
+    use wrpc_transport::{Invoke as _, Serve as _};
+
+    use super::*;
+    use crate::host::AnyOutgoing;
+    use crate::{Ring, RingPool};
+
+    /// A call whose serving future panics: the panic stays in that call's task, and
+    /// the caller reads an abort carrying the panic message instead of hanging.
+    #[tokio::test]
+    async fn a_host_panic_is_contained_to_its_call() {
+        let ring = Ring::new(RingPool::new(1024, 4)).with_prefix("panic");
+        let mut calls = ring
+            .serve("i", "f", Vec::<Box<[Option<usize>]>>::new())
+            .await
+            .unwrap();
+        let (_out, mut results) = ring
+            .invoke(None, "i", "f", bytes::Bytes::new(), &[] as &[&[Option<usize>]])
+            .await
+            .unwrap();
+        let (_cx, outgoing, _incoming) = calls.next().await.unwrap().unwrap();
+
+        let slot = Arc::new(ResultsSlot::default());
+        let guarded = GuardedOutgoing {
+            inner: Some(ServeOutgoing::new(AnyOutgoing::Ring(outgoing), None)),
+            slot: Some(slot.clone()),
+            done: false,
+        };
+        let call: Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> = Box::pin(async move {
+            let _results = guarded; // dropped while unwinding
+            panic!("host bug");
+        });
+        tokio::spawn(run_call(call, slot, "`i#f` of component `c`".into()))
+            .await
+            .unwrap();
+
+        let err = results.read_u8().await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
+        assert!(
+            err.to_string().contains("host panicked") && err.to_string().contains("host bug"),
+            "{err}"
+        );
+    }
+}
