@@ -17,6 +17,8 @@
 //!   per direction (the waker cell the ring itself uses). A round trip is exactly two
 //!   wake + poll cycles; no pipe can do less.
 //! - `ring_duplex`: [`wrpc_ring::duplex`], `write_all` / `read_exact`.
+//! - `ring_duplex_bufread`: the same, but reading through `AsyncBufRead` (`fill_buf`, copy
+//!   the 64 bytes out of ring memory, `consume`), the ring's in-place read path.
 //! - `tokio_duplex`: `tokio::io::duplex`, the same capacity and the same calls.
 //! - `mpsc_bytes`: one `tokio::sync::mpsc::channel::<Bytes>` per direction, used as a
 //!   byte pipe: each send copies the 64 bytes into a fresh `Bytes`, each receive copies
@@ -57,7 +59,10 @@ use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -97,6 +102,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Endpoint for ByteStream
 
     async fn recv(&mut self, message: &mut [u8]) -> bool {
         self.0.read_exact(message).await.is_ok()
+    }
+}
+
+/// A ring stream read in place: `fill_buf` / `consume` instead of `read_exact`.
+struct InPlace(wrpc_ring::RingStream);
+
+impl Endpoint for InPlace {
+    async fn send(&mut self, message: &[u8]) -> bool {
+        self.0.write_all(message).await.is_ok()
+    }
+
+    async fn recv(&mut self, message: &mut [u8]) -> bool {
+        let mut filled = 0;
+        while filled < message.len() {
+            let Ok(chunk) = self.0.fill_buf().await else {
+                return false;
+            };
+            if chunk.is_empty() {
+                return false;
+            }
+            let n = chunk.len().min(message.len() - filled);
+            message[filled..filled + n].copy_from_slice(&chunk[..n]);
+            self.0.consume(n);
+            filled += n;
+        }
+        true
     }
 }
 
@@ -243,38 +274,46 @@ fn multi_thread_2w() -> Runtime {
         .expect("multi_thread runtime")
 }
 
+/// Starts a ping-pong connection on `runtime` and benchmarks one round trip as `name`.
+fn bench_round_trip<E: Endpoint>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    runtime: Runtime,
+    ends: (E, E),
+) {
+    let pair = PingPong::start(runtime, ends);
+    group.bench_function(name, |b| b.iter_custom(|iters| pair.measure(iters)));
+}
+
 fn bench_ping_pong(c: &mut Criterion, group_name: &str, runtime: fn() -> Runtime) {
     let mut group = c.benchmark_group(group_name);
     group
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
 
-    fn run<E: Endpoint>(
-        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-        name: &str,
-        runtime: Runtime,
-        ends: (E, E),
-    ) {
-        let pair = PingPong::start(runtime, ends);
-        group.bench_function(name, |b| b.iter_custom(|iters| pair.measure(iters)));
-    }
-
-    run(&mut group, "waker_floor", runtime(), Floor::pair());
+    bench_round_trip(&mut group, "waker_floor", runtime(), Floor::pair());
     let (a, b) = wrpc_ring::duplex(RTT_CAPACITY);
-    run(
+    bench_round_trip(
         &mut group,
         "ring_duplex",
         runtime(),
         (ByteStream(a), ByteStream(b)),
     );
+    let (a, b) = wrpc_ring::duplex(RTT_CAPACITY);
+    bench_round_trip(
+        &mut group,
+        "ring_duplex_bufread",
+        runtime(),
+        (InPlace(a), InPlace(b)),
+    );
     let (a, b) = tokio::io::duplex(RTT_CAPACITY);
-    run(
+    bench_round_trip(
         &mut group,
         "tokio_duplex",
         runtime(),
         (ByteStream(a), ByteStream(b)),
     );
-    run(
+    bench_round_trip(
         &mut group,
         "mpsc_bytes",
         runtime(),
