@@ -97,9 +97,11 @@ mod rtrb_backed {
             }
         }
 
-        /// Whether no byte can be written (refreshes the consumer's position, `Acquire`).
+        /// Whether no byte can be written. The cached position is conservative (the
+        /// consumer only ever frees more), so only when it shows a full ring is the
+        /// consumer's position refreshed (`Acquire`).
         pub(crate) fn is_full(&self) -> bool {
-            self.inner.slots() == 0
+            self.inner.cached_slots() == 0 && self.inner.slots() == 0
         }
 
         /// Copies as much of `data` as fits, publishing it with one `Release` store.
@@ -110,14 +112,24 @@ mod rtrb_backed {
     }
 
     impl Consumer {
+        /// Whether bytes are known to be readable without touching the producer's
+        /// position (no atomic access; `false` says nothing).
+        pub(crate) fn has_cached(&self) -> bool {
+            self.inner.cached_slots() > 0
+        }
+
         /// Whether no byte is available (refreshes the producer's position, `Acquire`).
         pub(crate) fn is_empty(&self) -> bool {
             self.inner.slots() == 0
         }
 
         /// The largest contiguous readable region (empty when the ring is empty).
+        ///
+        /// Uses the cached producer position when it shows bytes (the caller has just
+        /// refreshed it in the common case), refreshing it otherwise.
         pub(crate) fn read_buf(&mut self) -> &[u8] {
-            let available = self.inner.slots();
+            let cached = self.inner.cached_slots();
+            let available = if cached > 0 { cached } else { self.inner.slots() };
             if available == 0 {
                 return &[];
             }
@@ -139,7 +151,11 @@ mod rtrb_backed {
 
         /// Releases the first `n` readable bytes to the producer (`Release`).
         pub(crate) fn consume(&mut self, n: usize) {
-            let n = n.min(self.inner.slots());
+            // A caller may only consume what `read_buf` showed, which the cached
+            // position covers: no atomic access then. Beyond it (a caller breaking the
+            // `AsyncBufRead` contract), clamp to what is really there.
+            let cached = self.inner.cached_slots();
+            let n = if n <= cached { n } else { n.min(self.inner.slots()) };
             if n == 0 {
                 return;
             }
@@ -281,6 +297,10 @@ mod model {
     impl Consumer {
         fn available(&self) -> usize {
             self.storage.tail.load(Ordering::Acquire) - self.head
+        }
+
+        pub(crate) fn has_cached(&self) -> bool {
+            false // no cache: every check loads the producer's position
         }
 
         pub(crate) fn is_empty(&self) -> bool {

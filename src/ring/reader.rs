@@ -85,6 +85,11 @@ impl RingReader {
         let Some(consumer) = self.consumer.get_mut() else {
             return Poll::Ready(Ok(false));
         };
+        // Fast path: bytes already known to be there, no atomic access needed.
+        if consumer.has_cached() {
+            budget.made_progress();
+            return Poll::Ready(Ok(true));
+        }
         let mut registered = false;
         loop {
             // The close state first, then the ring: a close seen here was set after the
@@ -138,6 +143,9 @@ impl AsyncRead for RingReader {
         // At most two contiguous regions: up to the end of the ring, then from its start.
         let mut copied = 0;
         for _ in 0..2 {
+            if buf.remaining() == 0 {
+                break;
+            }
             let available = consumer.read_buf();
             let n = available.len().min(buf.remaining());
             if n == 0 {

@@ -192,13 +192,16 @@ impl RingWriter {
     }
 
     fn poll_write_bufs(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        if self.is_closed() {
-            return Poll::Ready(Err(broken_pipe()));
-        }
         if bufs.iter().all(|buf| buf.is_empty()) {
-            return Poll::Ready(Ok(0));
+            // As in `tokio::io::duplex`: `BrokenPipe` once closed, else done at once.
+            return Poll::Ready(if self.is_closed() {
+                Err(broken_pipe())
+            } else {
+                Ok(0)
+            });
         }
         let budget = ready!(coop::poll_proceed(cx));
+        // Checks the close state as well.
         ready!(self.poll_space(cx))?;
         let Some(producer) = self.producer.get_mut() else {
             return Poll::Ready(Err(broken_pipe()));
