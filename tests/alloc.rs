@@ -1,53 +1,13 @@
 //! The pooled hot path allocates nothing: acquire from a warm pool, a request/response
 //! exchange, and release, counted by a global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod common;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use wrpc_ring::RingPool;
 
-/// Counts allocations made by the thread that switched counting on (each test runs on
-/// its own thread, so tests cannot disturb each other's counts).
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note() {
-    if COUNTING.with(Cell::get) {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-    }
-}
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: defers every operation to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 /// One invocation-shaped exchange: a request ring and a response ring from the pool,
 /// the "callee" reads the request in place and answers, then everything is dropped.
@@ -87,26 +47,23 @@ fn warm_pool_exchange_allocates_nothing() {
         for _ in 0..4 {
             exchange(&pool).await;
         }
-        COUNTING.with(|c| c.set(true));
+        common::alloc::start();
         for _ in 0..100 {
             exchange(&pool).await;
         }
-        COUNTING.with(|c| c.set(false));
     });
+    let allocations = common::alloc::stop();
     let stats = pool.stats();
     assert_eq!(stats.in_use, 0);
     assert_eq!(stats.misses, 2, "only the warm-up allocates rings");
-    assert_eq!(allocations(), 0, "allocations on the warm hot path");
+    assert_eq!(allocations, 0, "allocations on the warm hot path");
 }
 
 #[test]
 fn the_counter_sees_allocations() {
     // Guards the test above against a counter that never counts.
-    COUNTING.with(|c| c.set(true));
-    let before = allocations();
+    common::alloc::start();
     let pool = RingPool::new(64, 1);
     drop(pool.acquire());
-    let after = allocations();
-    COUNTING.with(|c| c.set(false));
-    assert!(after > before);
+    assert!(common::alloc::stop() > 0);
 }

@@ -74,8 +74,7 @@ fn the_example_host_runs_out_of_the_box() {
     assert!(shown.contains("\"a(b(c(x)))\""), "{shown}");
     assert!(shown.contains("p50") && shown.contains("p99"), "{shown}");
     // 51 calls of A (the first shows the result), each making two ring calls.
-    let ring_line = shown.lines().find(|l| l.starts_with("ring ")).unwrap();
-    assert!(ring_line.split_whitespace().nth(1) == Some("102"), "{shown}");
+    assert_eq!(calls_on(&shown, "ring").as_deref(), Some("102"), "{shown}");
 }
 
 #[test]
@@ -161,6 +160,16 @@ fn an_unknown_link_target_is_named() {
         shown.contains("`nobody`") && shown.contains("not a [[component]]"),
         "{shown}"
     );
+}
+
+/// The call count a host printed for `path` in its metrics table.
+fn calls_on(shown: &str, path: &str) -> Option<String> {
+    let prefix = format!("{path} ");
+    shown
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
 }
 
 /// Kills a child on drop.
@@ -260,20 +269,8 @@ fn two_hosts_split_calls_between_the_ring_and_nats() {
     let shown = text(&remote);
     assert!(remote.status.success(), "{shown}");
     assert!(shown.contains("\"a(b(c(x)))\""), "{shown}");
-    let nats_calls = |shown: &str| {
-        shown
-            .lines()
-            .find(|l| l.starts_with("nats "))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(str::to_string)
-    };
-    let ring_calls = |shown: &str| {
-        shown
-            .lines()
-            .find(|l| l.starts_with("ring "))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(str::to_string)
-    };
+    let nats_calls = |shown: &str| calls_on(shown, "nats");
+    let ring_calls = |shown: &str| calls_on(shown, "ring");
     // Two calls of a1 (the result, then --count 1): each a1 → b over NATS.
     assert_eq!(nats_calls(&shown).as_deref(), Some("2"), "{shown}");
     assert_eq!(ring_calls(&shown).as_deref(), Some("0"), "{shown}");

@@ -224,3 +224,43 @@ async fn a_bad_component_is_a_clear_error() {
     let err = runtime.load_file("missing", "/nonexistent/x.wasm").unwrap_err();
     assert!(format!("{err:#}").contains("/nonexistent/x.wasm"), "{err:#}");
 }
+
+/// Dropping the runtime while a guest still spins must not leave it spinning: the
+/// guest's time limit still stops it, and the async runtime can shut down.
+#[test]
+fn a_spinning_guest_is_stopped_even_after_the_runtime_is_dropped() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut config = config(TransportKind::Ring, None);
+            config.limits.invocation_timeout = Duration::from_millis(300);
+            let host = TestHost::start(config, &[("faults", "faults")], &[("test", FAULTS, "faults")]).await;
+            let dispatcher = host.runtime.dispatcher().clone();
+            // The call is left running; the caller does not wait for it.
+            tokio::spawn(async move {
+                let _ = dispatcher
+                    .invoke_values_blocking::<_, (), ()>(
+                        CallContext::new("test"),
+                        FAULTS,
+                        "spin",
+                        (),
+                        NO_RESULT_PATHS,
+                    )
+                    .await;
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await; // the guest is spinning now
+            drop(host);
+        });
+        drop(rt); // waits for its workers: one of them runs the guest
+        let _ = done.send(());
+    });
+    // Generous: the guest's own limit is 300 ms. A hang here means it was never stopped.
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the spinning guest was never stopped");
+}

@@ -2,8 +2,8 @@
 //! allocator: the transport's own (raw `Invoke`/`Serve` handles, no codec) must be zero;
 //! the total through wRPC's typed helpers is printed for the record.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod common;
+
 use std::pin::pin;
 
 use bytes::Bytes;
@@ -12,47 +12,10 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use wrpc_ring::{Ring, RingPool};
 use wrpc_transport::{Invoke as _, InvokeExt as _, Serve as _, ServeExt as _};
 
-/// Counts allocations made by the thread that switched counting on. Every test runs its
-/// caller and callee on a current-thread runtime on its own thread, so the count covers
-/// both ends of each invocation and nothing else.
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the allocator may run while thread-locals are being torn down.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: defers every operation to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// Every test runs its caller and callee on a current-thread runtime on its own
+// thread, so the per-thread count covers both ends of each invocation and nothing else.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 /// Runs `round` `WARM_UP` times, then counts the allocations of `MEASURED` more rounds.
 fn allocations_per_round<F: Future<Output = ()>>(
@@ -61,18 +24,17 @@ fn allocations_per_round<F: Future<Output = ()>>(
 ) -> f64 {
     const WARM_UP: usize = 200;
     const MEASURED: usize = 1000;
-    rt.block_on(async {
+    let measured = rt.block_on(async {
         for _ in 0..WARM_UP {
             round().await;
         }
-        ALLOCATIONS.with(|n| n.set(0));
-        COUNTING.with(|on| on.set(true));
+        common::alloc::start();
         for _ in 0..MEASURED {
             round().await;
         }
-        COUNTING.with(|on| on.set(false));
+        common::alloc::stop()
     });
-    ALLOCATIONS.with(Cell::get) as f64 / MEASURED as f64
+    measured as f64 / MEASURED as f64
 }
 
 fn runtime() -> tokio::runtime::Runtime {

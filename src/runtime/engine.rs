@@ -1,7 +1,5 @@
 //! The wasmtime engine: pooling allocator, epoch interruption, and the epoch ticker.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -31,38 +29,28 @@ pub(crate) fn engine(max_memory: usize) -> anyhow::Result<Engine> {
         .context("failed to configure the wasmtime engine")
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, until
-/// dropped.
-pub(crate) struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    pub(crate) fn start(engine: &Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.weak();
-        let flag = stop.clone();
-        std::thread::Builder::new()
-            .name("wrpc-ring-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
-                    }
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, for as long
+/// as the engine exists.
+///
+/// The thread holds only a weak reference, and stops once every `Engine` handle is
+/// gone: not when the [`Runtime`](super::Runtime) is dropped. A guest still running in
+/// a store (which keeps the engine alive) must keep seeing the epoch advance so that its
+/// time limit stops it; otherwise dropping the runtime while a guest spins would leave
+/// that guest, and whoever waits for its thread, running forever.
+pub(crate) fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wrpc-ring-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
                 }
-            })
-            .map(drop)
-            .unwrap_or_else(
-                |err| tracing::error!(%err, "failed to start the epoch ticker: no guest time limit"),
-            );
-        Self { stop }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!(%err, "failed to start the epoch ticker: guests have no time limit");
     }
 }

@@ -227,6 +227,24 @@ impl Instance {
         store
     }
 
+    /// A fresh store and instance, and `export`'s function in it.
+    async fn instantiate(
+        &self,
+        export: &Export,
+    ) -> anyhow::Result<(Store<HostState>, wasmtime::component::Func)> {
+        let mut store = self.store();
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("failed to instantiate `{}`", self.id))?;
+        let func = instance
+            .get_func(&mut store, export.index)
+            .context("export index does not resolve")?;
+        Ok((store, func))
+    }
+
     pub(crate) fn pre(&self) -> &InstancePre<HostState> {
         &self.pre
     }
@@ -247,16 +265,7 @@ impl Instance {
         O: AsyncWrite + Index<O> + Send + Sync + Unpin + 'static,
     {
         let export = self.export(instance, func)?;
-        let mut store = self.store();
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("failed to instantiate `{}`", self.id))?;
-        let func = instance
-            .get_func(&mut store, export.index)
-            .context("export index does not resolve")?;
+        let (mut store, func) = self.instantiate(export).await?;
         wrpc_runtime_wasmtime::call(
             &mut store,
             incoming,
@@ -290,16 +299,7 @@ impl Instance {
     /// As [`call`](Self::call), and if `params` do not match the export's types.
     pub async fn call_values(&self, instance: &str, func: &str, params: &[Val]) -> anyhow::Result<Vec<Val>> {
         let export = self.export(instance, func)?;
-        let mut store = self.store();
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("failed to instantiate `{}`", self.id))?;
-        let func = instance
-            .get_func(&mut store, export.index)
-            .context("export index does not resolve")?;
+        let (mut store, func) = self.instantiate(export).await?;
         let mut results = vec![Val::Bool(false); export.results.len()];
         func.call_async(&mut store, params, &mut results)
             .await

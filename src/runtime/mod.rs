@@ -26,7 +26,6 @@ use wrpc_runtime_wasmtime::ServeExt as _;
 pub use self::host::Host;
 pub use self::instance::{Export, Instance};
 
-use self::engine::EpochTicker;
 use self::serve::{TrapAware, run_call};
 use crate::host::{Dispatcher, LimitsConfig};
 
@@ -54,7 +53,6 @@ pub struct Runtime {
     engine: Engine,
     dispatcher: Dispatcher,
     limits: LimitsConfig,
-    _ticker: Arc<EpochTicker>,
 }
 
 impl Runtime {
@@ -68,12 +66,11 @@ impl Runtime {
     pub fn new(dispatcher: Dispatcher, limits: &LimitsConfig) -> anyhow::Result<Self> {
         let max_memory = usize::try_from(limits.max_memory.0).unwrap_or(usize::MAX);
         let engine = engine::engine(max_memory)?;
-        let ticker = Arc::new(EpochTicker::start(&engine));
+        engine::start_epoch_ticker(&engine);
         Ok(Self {
             engine,
             dispatcher,
             limits: limits.clone(),
-            _ticker: ticker,
         })
     }
 
