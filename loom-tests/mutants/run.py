@@ -30,29 +30,31 @@ MUTANTS = {
           "            self.shared.reader_wait(cx.waker());\n            registered = true;\n",
           "            self.shared.reader_wait(cx.waker());\n            registered = true;\n"
           "            return Poll::Pending; // MUTANT: no re-check\n")]),
-    "b_no_fence_wake_reader": (
-        "no SeqCst fence in Shared::wake_reader",
+    "b_wake_reader_load_first": (
+        "wake_reader looks for a waiter with a plain load before clearing (no RMW ordering)",
         [("src/ring/shared.rs",
-          "    pub(crate) fn wake_reader(&self) {\n        fence(Ordering::SeqCst);\n",
-          "    pub(crate) fn wake_reader(&self) {\n        // MUTANT: no fence\n")]),
-    "b2_no_fence_reader_wait": (
-        "no SeqCst fence in Shared::reader_wait",
+          "        if self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0 {\n",
+          "        if self.state.load(Ordering::Relaxed) & READER_WAITING != 0 // MUTANT\n"
+          "            && self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0\n"
+          "        {\n")]),
+    "b2_reader_wait_relaxed": (
+        "reader_wait announces with a Relaxed RMW: no synchronization with the publisher",
         [("src/ring/shared.rs",
-          "        self.state.fetch_or(READER_WAITING, Ordering::SeqCst);\n        fence(Ordering::SeqCst);\n",
-          "        self.state.fetch_or(READER_WAITING, Ordering::SeqCst);\n        // MUTANT: no fence\n")]),
+          "        self.state.fetch_or(READER_WAITING, Ordering::AcqRel);\n",
+          "        self.state.fetch_or(READER_WAITING, Ordering::Relaxed); // MUTANT\n")]),
     "c1_close_relaxed": (
         "clean close sets its bit with a Relaxed RMW (not a bug: see docs/loom.md)",
         [("src/ring/shared.rs",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::Relaxed); // MUTANT")]),
-    "c1b_close_relaxed_no_fence": (
-        "clean close Relaxed and no fence in wake_reader: the close overtakes the data",
+    "c1b_close_relaxed_wake_relaxed": (
+        "clean close Relaxed and wake_reader's RMW Relaxed: the close overtakes the data",
         [("src/ring/shared.rs",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::Relaxed); // MUTANT"),
          ("src/ring/shared.rs",
-          "    pub(crate) fn wake_reader(&self) {\n        fence(Ordering::SeqCst);\n",
-          "    pub(crate) fn wake_reader(&self) {\n        // MUTANT: no fence\n")]),
+          "        if self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0 {\n",
+          "        if self.state.fetch_and(!READER_WAITING, Ordering::Relaxed) & READER_WAITING != 0 { // MUTANT\n")]),
     "c1c_publish_after_close": (
         "writer publishes each write lazily, and sets the close/abort bit before publishing",
         [("src/ring/buffer.rs",
@@ -110,11 +112,13 @@ MUTANTS = {
           "            self.shared.writer_wait(cx.waker());\n            registered = true;\n",
           "            self.shared.writer_wait(cx.waker());\n"
           "            return Poll::Pending; // MUTANT: no re-check\n")]),
-    "h_no_fence_wake_writer": (
-        "no SeqCst fence in Shared::wake_writer",
+    "h_wake_writer_load_first": (
+        "wake_writer looks for a waiter with a plain load before clearing (no RMW ordering)",
         [("src/ring/shared.rs",
-          "    pub(crate) fn wake_writer(&self) {\n        fence(Ordering::SeqCst);\n",
-          "    pub(crate) fn wake_writer(&self) {\n        // MUTANT: no fence\n")]),
+          "        if self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0 {\n",
+          "        if self.state.load(Ordering::Relaxed) & WRITER_WAITING != 0 // MUTANT\n"
+          "            && self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0\n"
+          "        {\n")]),
     "i_abort_bit_before_reason": (
         "abort sets its bit before storing the reason",
         [("src/ring/shared.rs",

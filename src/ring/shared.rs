@@ -8,16 +8,23 @@
 //!
 //! A side that finds nothing to do (reader: ring empty; writer: ring full):
 //! 1. registers its waker in its [`AtomicWaker`],
-//! 2. sets its `*_WAITING` bit with a `SeqCst` read-modify-write and issues a `SeqCst`
-//!    fence,
-//! 3. re-checks the ring and the close bits, and only then returns `Pending`.
+//! 2. sets its `*_WAITING` bit with an `AcqRel` read-modify-write of the word,
+//! 3. re-checks the ring (`Acquire`) and the close bits, and only then returns
+//!    `Pending`.
 //!
-//! The other side, after publishing (writer: tail; reader: head), issues a `SeqCst`
-//! fence and then loads the word; if the peer's `*_WAITING` bit is set it clears it and
-//! wakes the peer. The two fences order "publish → look for waiter" against "announce
-//! waiting → look for data": at least one side sees the other's write, so a wake-up
-//! cannot be lost, and steady streaming pays no wake (and no waker clone) per write.
-//! Closing sets a close bit and wakes the peer unconditionally: closes are rare.
+//! The other side, after publishing (writer: tail; reader: head, both `Release`),
+//! clears the peer's `*_WAITING` bit with an `AcqRel` read-modify-write of the same
+//! word, and wakes the peer if the bit was set. Read-modify-writes of one location are
+//! totally ordered, which gives the lost-wake-up guard without any fence:
+//! - if the announcement (2) comes first, the publisher's clear sees the bit and wakes;
+//! - if the clear comes first, the announcement reads the value it wrote (release
+//!   sequences run through read-modify-writes), so the clear *synchronizes with* it:
+//!   the publication happens before the re-check (3), which therefore sees the data.
+//!
+//! That costs one locked instruction per write or read and no `mfence`, the wake only
+//! when the peer announced it may be parked (so steady streaming pays no wake and no
+//! waker clone per write). Closing sets a close bit and wakes the peer unconditionally:
+//! closes are rare.
 //!
 //! A close never overtakes data: the writer publishes its last bytes before it sets
 //! `WRITER_CLOSED`/`WRITER_ABORTED` (`SeqCst`, which includes `Release`), and the
@@ -34,7 +41,7 @@ use crossbeam_utils::CachePadded;
 use super::buffer::{Consumer, Producer};
 use crate::error::Aborted;
 use crate::pool::PoolInner;
-use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering, fence, lock};
+use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering, lock};
 
 /// The writer closed its end cleanly (shutdown or drop).
 const WRITER_CLOSED: usize = 1 << 0;
@@ -110,16 +117,12 @@ impl Shared {
     /// Steps 1–2 of the wait protocol for the reader; the caller re-checks afterwards.
     pub(crate) fn reader_wait(&self, waker: &Waker) {
         self.reader.register(waker);
-        self.state.fetch_or(READER_WAITING, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        self.state.fetch_or(READER_WAITING, Ordering::AcqRel);
     }
 
     /// After the writer published bytes: wake the reader if it may be waiting.
     pub(crate) fn wake_reader(&self) {
-        fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) & READER_WAITING != 0
-            && self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0
-        {
+        if self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0 {
             self.reader.wake();
         }
     }
@@ -148,16 +151,12 @@ impl Shared {
     /// Steps 1–2 of the wait protocol for the writer; the caller re-checks afterwards.
     pub(crate) fn writer_wait(&self, waker: &Waker) {
         self.writer.register(waker);
-        self.state.fetch_or(WRITER_WAITING, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        self.state.fetch_or(WRITER_WAITING, Ordering::AcqRel);
     }
 
     /// After the reader released space: wake the writer if it may be waiting.
     pub(crate) fn wake_writer(&self) {
-        fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) & WRITER_WAITING != 0
-            && self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0
-        {
+        if self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0 {
             self.writer.wake();
         }
     }
