@@ -264,3 +264,38 @@ fn a_spinning_guest_is_stopped_even_after_the_runtime_is_dropped() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the spinning guest was never stopped");
 }
+
+/// `max_instances` bounds the calls a component serves at once: with one instance
+/// busy spinning, the next call to the same component cannot start until the first
+/// one is stopped by its time limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_limit_applies_to_components() {
+    let mut config = config(TransportKind::Ring, None);
+    config.limits.max_instances = 1;
+    config.limits.invocation_timeout = Duration::from_secs(3);
+    let host = TestHost::start(config, &[("faults", "faults")], &[("test", FAULTS, "faults")]).await;
+    let dispatcher = host.runtime.dispatcher().clone();
+    let spin = tokio::spawn(async move {
+        dispatcher
+            .invoke_values_blocking::<_, (), ()>(
+                CallContext::new("test"),
+                FAULTS,
+                "spin",
+                (),
+                NO_RESULT_PATHS,
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await; // the only instance is spinning
+    let ok = host.call::<(), (String,)>(FAULTS, "ok", ());
+    tokio::pin!(ok);
+    // While the spin holds the only permit, `ok` cannot even start. (No upper bound on
+    // time is asserted anywhere: only that it does not finish early.)
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut ok).await;
+    assert!(
+        early.is_err(),
+        "a second call ran while the only instance was busy: {early:?}"
+    );
+    // The spin is stopped by its time limit, which frees the instance.
+    assert!(spin.await.unwrap().is_err());
+}
