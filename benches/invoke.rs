@@ -1,0 +1,589 @@
+//! The same typed wRPC echo call over `Ring` and its three baselines, side by side (issue:
+//! native transport).
+//!
+//! Run with `cargo bench --bench invoke`; the results, their ratios and the allocation
+//! counts are recorded in `docs/benchmarks.md`. Every group holds all four transports, so
+//! criterion's report shows them next to each other:
+//!
+//! - `ring`: [`wrpc_ring::Ring`] on a `RingPool` of 64 KiB rings;
+//! - `duplex`: [`wrpc_ring::baseline::Duplex`], wRPC's `frame` protocol over
+//!   `tokio::io::duplex` with 64 KiB buffers;
+//! - `mpsc`: [`wrpc_ring::baseline::Mpsc`], the same framing over `mpsc<Bytes>` pipes
+//!   holding 64 KiB;
+//! - `nats`: `wrpc_transport_nats::Client` over `async-nats`, against a real `nats-server`
+//!   started on a random loopback port for the run.
+//!
+//! # What one iteration is
+//!
+//! One invocation through wRPC's typed helpers (`InvokeExt::invoke_values` on the caller,
+//! `ServeExt::serve_values` on the callee), echoing its argument back:
+//!
+//! - `echo_string_64B`: `echo(s: string) -> string` with a 64-byte string;
+//! - `echo_list_64KiB`: `echo(l: list<u8>) -> list<u8>` with 64 KiB (a `Bytes`);
+//! - `echo_stream_16MiB`: `echo(s: stream<u8>) -> stream<u8>` with 16 MiB in 64 KiB chunks:
+//!   the callee returns the very stream it receives, so every byte crosses the transport
+//!   twice (parameter sub-stream in, result sub-stream out), and the caller consumes the
+//!   result while its parameter writer (spawned by `invoke_values`) is still sending. The
+//!   caller's source hands out one 64 KiB `Bytes` (a clone, no copy) per poll and yields
+//!   to the scheduler between chunks, like a producer that is not infinitely fast:
+//!   wRPC's `stream<u8>` encoder keeps pulling from an always-ready source into one
+//!   growing buffer while its sink is full, which would turn the benchmark into a
+//!   measurement of `BytesMut` growth and page faults (the same for every transport).
+//! - `raw_64B`: the transport alone, no codec: raw `Invoke::invoke` with 64 parameter
+//!   bytes, shutdown, read the 64-byte reply to the end; the callee is a raw `Serve`
+//!   stream that reads the parameters to the end, writes 64 bytes and shuts down.
+//!
+//! Each transport has its own runtime, so no transport's background tasks (NATS's
+//! connection) run next to another's calls. On it live a callee task per function
+//! (spawned once; it answers invocations one after the other, inline: no task per call
+//! of its own) and one caller task, which times a loop of `iters` calls itself
+//! (`iter_custom`), so neither spawning nor the hand-over of the request is measured.
+//! The same code runs on a `current_thread` runtime and on a `multi_thread` runtime with
+//! two workers; both are built with `enable_all` (NATS needs the I/O and time drivers,
+//! and every transport gets the same runtime).
+//!
+//! # Allocations
+//!
+//! Before the timed groups, the caller task counts the heap allocations of every thread
+//! in the process during `ALLOC_CALLS` warm calls (after a warm-up) and prints them per
+//! invocation: `raw_64B` is the transport's own count (callee included), the typed ones
+//! the total with wRPC's codec and helpers. The counting allocator costs one relaxed
+//! load per allocation while not counting, so it does not distort the timed groups.
+
+#[path = "../tests/common/nats.rs"]
+mod nats;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use bytes::Bytes;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use futures::{Stream, StreamExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use wrpc_ring::baseline::{Duplex, Mpsc};
+use wrpc_ring::{Ring, RingPool};
+use wrpc_transport::{Invoke, InvokeExt as _, Serve, ServeExt as _};
+
+// ----- allocation counting -----
+
+/// Forwards to the system allocator, counting allocations while [`COUNTING`] is set.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[inline]
+fn note(size: usize) {
+    // Relaxed throughout: the counts are read after a channel hand-over that orders them,
+    // and nothing else depends on them.
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: defers every operation to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations counted over a run of calls.
+#[derive(Debug, Clone, Copy, Default)]
+struct Allocations {
+    count: u64,
+    bytes: u64,
+}
+
+// ----- the calls -----
+
+const PREFIX: &str = "bench.comp-b";
+const INSTANCE: &str = "bench:invoke/echo";
+/// Ring size, `tokio::io::duplex` buffer and `mpsc` pipe capacity alike.
+const BUFFER: usize = 64 * 1024;
+/// Idle rings (and invocations) the `Ring` pool keeps.
+const POOL_IDLE: usize = 256;
+/// The 64-byte string.
+const TEXT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const LIST: usize = 64 * 1024;
+const STREAM: usize = 16 << 20;
+const CHUNK: usize = 64 * 1024;
+/// The raw call's parameters and reply.
+static RAW: [u8; 64] = [0x5A; 64];
+/// Calls counted per operation (after a quarter as many warm-up calls).
+const ALLOC_CALLS: [(Op, u64); 4] = [
+    (Op::Raw, 2000),
+    (Op::String, 2000),
+    (Op::List, 500),
+    (Op::Stream, 8),
+];
+
+const NO_PATHS: &[&[Option<usize>]] = &[];
+
+type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Raw,
+    String,
+    List,
+    Stream,
+}
+
+impl Op {
+    fn func(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::String => "echo-string",
+            Self::List => "echo-list",
+            Self::Stream => "echo-stream",
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Self::Raw => "raw_64B",
+            Self::String => "echo_string_64B",
+            Self::List => "echo_list_64KiB",
+            Self::Stream => "echo_stream_16MiB",
+        }
+    }
+
+    fn payload(self) -> u64 {
+        match self {
+            Self::Raw | Self::String => 64,
+            Self::List => LIST as u64,
+            Self::Stream => STREAM as u64,
+        }
+    }
+}
+
+/// `n` clones of `chunk`, one per poll, yielding to the scheduler between them.
+struct Source {
+    chunk: Bytes,
+    left: usize,
+    yielded: bool,
+}
+
+impl Stream for Source {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.yielded = false;
+        self.left -= 1;
+        Poll::Ready(Some(self.chunk.clone()))
+    }
+}
+
+/// What the caller sends.
+struct Payloads {
+    list: Bytes,
+    chunk: Bytes,
+}
+
+impl Payloads {
+    fn new() -> Self {
+        Self {
+            list: Bytes::from(vec![0xA5; LIST]),
+            chunk: Bytes::from(vec![0x5A; CHUNK]),
+        }
+    }
+}
+
+/// One call of `op` through `transport`, checking the echo.
+async fn call<T>(transport: &T, op: Op, payloads: &Payloads) -> anyhow::Result<()>
+where
+    T: Invoke,
+    T::Context: Default,
+{
+    let cx = T::Context::default;
+    match op {
+        Op::Raw => {
+            let params = Bytes::from_static(&RAW);
+            let (mut outgoing, mut incoming) = transport
+                .invoke(cx(), INSTANCE, op.func(), params, NO_PATHS)
+                .await?;
+            outgoing.shutdown().await?;
+            // `frame` ends the parameters only when the writer is dropped.
+            drop(outgoing);
+            let mut buf = [0; 256];
+            let mut seen = 0;
+            loop {
+                let n = incoming.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                seen += n;
+            }
+            ensure!(seen == RAW.len(), "raw reply of {seen} bytes");
+        }
+        Op::String => {
+            let ((echo,), _) = transport
+                .invoke_values::<_, _, (String,)>(cx(), INSTANCE, op.func(), (TEXT.to_string(),), NO_PATHS)
+                .await?;
+            ensure!(echo == TEXT, "string echo differs");
+        }
+        Op::List => {
+            let ((echo,), _) = transport
+                .invoke_values::<_, _, (Bytes,)>(
+                    cx(),
+                    INSTANCE,
+                    op.func(),
+                    (payloads.list.clone(),),
+                    NO_PATHS,
+                )
+                .await?;
+            ensure!(echo.len() == LIST, "list echo of {} bytes", echo.len());
+        }
+        Op::Stream => {
+            let source: ByteStream = Box::pin(Source {
+                chunk: payloads.chunk.clone(),
+                left: STREAM / CHUNK,
+                yielded: false,
+            });
+            let ((mut echo,), io) = transport
+                .invoke_values::<_, _, (ByteStream,)>(
+                    cx(),
+                    INSTANCE,
+                    op.func(),
+                    (source,),
+                    [[Some(0)].as_slice()],
+                )
+                .await?;
+            let io = io.context("a stream echo needs I/O")?;
+            let consume = async {
+                let mut received = 0;
+                while let Some(chunk) = echo.next().await {
+                    received += chunk.len();
+                }
+                received
+            };
+            let (received, io) = tokio::join!(consume, io);
+            io?;
+            ensure!(received == STREAM, "stream echo of {received} bytes");
+        }
+    }
+    Ok(())
+}
+
+fn serve_paths(paths: &[&[Option<usize>]]) -> Vec<Box<[Option<usize>]>> {
+    paths.iter().map(|path| Box::from(*path)).collect()
+}
+
+/// Answers every invocation of `invocations` with `answer`, one after the other.
+async fn serve_loop<T, F: Future<Output = anyhow::Result<()>>>(
+    what: &'static str,
+    invocations: impl Stream<Item = anyhow::Result<T>>,
+    mut answer: impl FnMut(T) -> F,
+) {
+    let mut invocations = pin!(invocations);
+    while let Some(invocation) = invocations.next().await {
+        let result = match invocation {
+            Ok(invocation) => answer(invocation).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            eprintln!("{what} callee: {err:#}");
+        }
+    }
+}
+
+/// Registers the four callees on `transport` and returns their loops, to be spawned.
+async fn callees<T: Serve>(
+    transport: &T,
+) -> anyhow::Result<Vec<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>> {
+    let raw = transport
+        .serve(INSTANCE, Op::Raw.func(), serve_paths(&[]))
+        .await?;
+    let raw = serve_loop("raw", raw, |(_, mut outgoing, mut incoming)| async move {
+        let mut buf = [0; 256];
+        let mut seen = 0;
+        loop {
+            let n = incoming.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            seen += n;
+        }
+        ensure!(seen == RAW.len(), "raw parameters of {seen} bytes");
+        outgoing.write_all(&RAW).await?;
+        outgoing.shutdown().await?;
+        Ok(())
+    });
+    let string = transport
+        .serve_values::<(String,), (String,)>(INSTANCE, Op::String.func(), serve_paths(&[]))
+        .await?;
+    let string = serve_loop("string", string, |(_, (text,), _, respond)| respond((text,)));
+    let list = transport
+        .serve_values::<(Bytes,), (Bytes,)>(INSTANCE, Op::List.func(), serve_paths(&[]))
+        .await?;
+    let list = serve_loop("list", list, |(_, (list,), _, respond)| respond((list,)));
+    let stream = transport
+        .serve_values::<(ByteStream,), (ByteStream,)>(INSTANCE, Op::Stream.func(), serve_paths(&[&[Some(0)]]))
+        .await?;
+    let stream = serve_loop("stream", stream, |(_, (input,), io, respond)| async move {
+        let io = async {
+            match io {
+                Some(io) => io.await.context("receiving the stream parameter"),
+                None => Ok(()),
+            }
+        };
+        let (received, sent) = tokio::join!(io, respond((input,)));
+        received?;
+        sent
+    });
+    Ok(vec![
+        Box::pin(raw),
+        Box::pin(string),
+        Box::pin(list),
+        Box::pin(stream),
+    ])
+}
+
+// ----- harnesses -----
+
+/// A request to a caller task: run `calls` calls of `op`, counting allocations or not.
+struct Request {
+    op: Op,
+    calls: u64,
+    count: bool,
+    reply: oneshot::Sender<(Duration, Allocations)>,
+}
+
+/// One transport on its own runtime: the callees and a caller task.
+struct Harness {
+    name: &'static str,
+    requests: mpsc::UnboundedSender<Request>,
+    // Declared last so that it is dropped last: dropping it cancels the tasks.
+    runtime: Runtime,
+}
+
+impl Harness {
+    /// Sets up `transport` (made on `runtime`) with its callees and a caller task.
+    fn start<T, F>(name: &'static str, runtime: Runtime, transport: impl FnOnce() -> F) -> Self
+    where
+        F: Future<Output = anyhow::Result<T>>,
+        T: Invoke + Serve + Send + 'static,
+        <T as Invoke>::Context: Default,
+    {
+        let (requests, mut pending) = mpsc::unbounded_channel::<Request>();
+        runtime
+            .block_on(async {
+                let transport = transport().await?;
+                for callee in callees(&transport).await? {
+                    tokio::spawn(callee);
+                }
+                tokio::spawn(async move {
+                    let payloads = Payloads::new();
+                    while let Some(Request {
+                        op,
+                        calls,
+                        count,
+                        reply,
+                    }) = pending.recv().await
+                    {
+                        if count {
+                            ALLOCATIONS.store(0, Ordering::Relaxed);
+                            ALLOCATED_BYTES.store(0, Ordering::Relaxed);
+                            COUNTING.store(true, Ordering::Relaxed);
+                        }
+                        let start = Instant::now();
+                        for _ in 0..calls {
+                            if let Err(err) = call(&transport, op, &payloads).await {
+                                panic!("{name} {op:?}: {err:#}");
+                            }
+                        }
+                        let elapsed = start.elapsed();
+                        COUNTING.store(false, Ordering::Relaxed);
+                        let allocations = Allocations {
+                            count: ALLOCATIONS.load(Ordering::Relaxed),
+                            bytes: ALLOCATED_BYTES.load(Ordering::Relaxed),
+                        };
+                        let _ = reply.send((elapsed, allocations));
+                    }
+                });
+                anyhow::Ok(())
+            })
+            .unwrap_or_else(|err| panic!("setting up {name}: {err:#}"));
+        Self {
+            name,
+            requests,
+            runtime,
+        }
+    }
+
+    fn run(&self, op: Op, calls: u64, count: bool) -> (Duration, Allocations) {
+        let (reply, done) = oneshot::channel();
+        self.requests
+            .send(Request {
+                op,
+                calls,
+                count,
+                reply,
+            })
+            .expect("caller task alive");
+        self.runtime
+            .block_on(done)
+            .expect("caller task finished its calls")
+    }
+
+    /// The time `calls` calls of `op` take.
+    fn measure(&self, op: Op, calls: u64) -> Duration {
+        self.run(op, calls, false).0
+    }
+
+    /// Allocations per call of `op`, after a warm-up.
+    fn allocations(&self, op: Op, calls: u64) -> (f64, f64) {
+        self.run(op, (calls / 4).max(2), false);
+        let (_, counted) = self.run(op, calls, true);
+        (
+            counted.count as f64 / calls as f64,
+            counted.bytes as f64 / calls as f64,
+        )
+    }
+}
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current_thread runtime")
+}
+
+fn multi_thread_2w() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("multi_thread runtime")
+}
+
+/// The four transports on runtimes made by `runtime`.
+fn harnesses(runtime: fn() -> Runtime, nats_url: &str) -> Vec<Harness> {
+    let url = nats_url.to_string();
+    vec![
+        Harness::start("ring", runtime(), || async {
+            anyhow::Ok(Ring::new(RingPool::new(BUFFER, POOL_IDLE)).with_prefix(PREFIX))
+        }),
+        Harness::start("duplex", runtime(), || async {
+            anyhow::Ok(Duplex::new(BUFFER).with_prefix(PREFIX))
+        }),
+        Harness::start("mpsc", runtime(), || async {
+            anyhow::Ok(Mpsc::new(BUFFER).with_prefix(PREFIX))
+        }),
+        Harness::start("nats", runtime(), || async move {
+            let nats = async_nats::connect(url).await?;
+            let client = wrpc_transport_nats::Client::new(nats, PREFIX, None).await?;
+            anyhow::Ok(client)
+        }),
+    ]
+}
+
+// ----- criterion -----
+
+fn bench_op(criterion: &mut Criterion, op: Op, flavor: &str, harnesses: &[Harness]) {
+    let mut group: BenchmarkGroup<'_, WallTime> =
+        criterion.benchmark_group(format!("{}_{flavor}", op.group()));
+    group.throughput(Throughput::Bytes(op.payload()));
+    if op == Op::Stream {
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(6));
+    } else {
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4));
+    }
+    for harness in harnesses {
+        group.bench_function(harness.name, |b| {
+            b.iter_custom(|iters| harness.measure(op, iters))
+        });
+    }
+    group.finish();
+}
+
+fn print_allocations(flavor: &str, harnesses: &[Harness]) {
+    println!("\nallocations per invocation, {flavor} (count / bytes; all threads, caller and callee):");
+    for harness in harnesses {
+        let cells: Vec<String> = ALLOC_CALLS
+            .iter()
+            .map(|&(op, calls)| {
+                let (count, bytes) = harness.allocations(op, calls);
+                format!("{} {count:.1} / {bytes:.0} B", op.group())
+            })
+            .collect();
+        println!("  {:<6} {}", harness.name, cells.join(" | "));
+    }
+}
+
+/// Builds one of the runtimes the bench compares.
+type MakeRuntime = fn() -> Runtime;
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    let listing = std::env::args().any(|arg| arg == "--list");
+    let server = nats::NatsServer::start();
+    let flavors: [(&str, MakeRuntime); 2] = [
+        ("current_thread", current_thread),
+        ("multi_thread_2w", multi_thread_2w),
+    ];
+    let all: Vec<(&str, Vec<Harness>)> = flavors
+        .iter()
+        .map(|&(flavor, runtime)| (flavor, harnesses(runtime, &server.url())))
+        .collect();
+    if !listing {
+        for (flavor, harnesses) in &all {
+            print_allocations(flavor, harnesses);
+        }
+        println!();
+    }
+    for op in [Op::String, Op::Raw, Op::List, Op::Stream] {
+        for (flavor, harnesses) in &all {
+            bench_op(&mut criterion, op, flavor, harnesses);
+        }
+    }
+    drop(all);
+    drop(server);
+    criterion.final_summary();
+}
