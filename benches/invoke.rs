@@ -32,6 +32,13 @@
 //! - `raw_64B`: the transport alone, no codec: raw `Invoke::invoke` with 64 parameter
 //!   bytes, shutdown, read the 64-byte reply to the end; the callee is a raw `Serve`
 //!   stream that reads the parameters to the end, writes 64 bytes and shuts down.
+//! - `raw_stream_16MiB`: the stream echo without the codec: the same root bytes as the
+//!   typed call (one "stream pending" byte each way), then the caller writes 16 MiB as
+//!   64 KiB `write_all`s to parameter sub-stream 0 while it reads result sub-stream 0
+//!   to the end through `AsyncRead` into a 64 KiB buffer; the callee relays one to the
+//!   other through a 64 KiB buffer. Every transport runs the same code (so the ring's
+//!   in-place `AsyncBufRead` is not used): this is what the transports themselves cost
+//!   for the bytes of the typed stream echo.
 //!
 //! Each transport has its own runtime, so no transport's background tasks (NATS's
 //! connection) run next to another's calls. On it live a callee task per function
@@ -45,10 +52,28 @@
 //! # Allocations
 //!
 //! Before the timed groups, the caller task counts the heap allocations of every thread
-//! in the process during `ALLOC_CALLS` warm calls (after a warm-up) and prints them per
-//! invocation: `raw_64B` is the transport's own count (callee included), the typed ones
-//! the total with wRPC's codec and helpers. The counting allocator costs one relaxed
-//! load per allocation while not counting, so it does not distort the timed groups.
+//! in the process during `ALLOC_CALLS` warm calls (after a quarter as many warm-up calls)
+//! and prints them per invocation: `raw_64B` is the transport's own count (callee
+//! included), the typed ones the total with wRPC's codec and helpers. The counting
+//! allocator costs one relaxed load per allocation while not counting, so it does not
+//! distort the timed groups.
+//!
+//! # Paired ratios
+//!
+//! After the groups, every operation runs again in `PAIRED_ROUNDS` interleaved rounds
+//! (the same number of calls on each transport, back to back, the starting transport
+//! rotating) and the median of the per-round ratios `ring ÷ baseline` is printed. On a
+//! machine whose load comes and goes, this is the steadier ratio: criterion measures one
+//! transport after the other, several seconds apart.
+//!
+//! Allocation counts and paired ratios are skipped in test mode (`cargo test --benches`),
+//! with `--list` and with `--profile-time`.
+//!
+//! # Buffer size
+//!
+//! Every transport buffers 64 KiB per stream (ring size, `duplex` buffer, `mpsc`
+//! capacity). `WRPC_BENCH_BUFFER=1M cargo bench --bench invoke` changes it for all four at
+//! once, to see how much the streaming results depend on it.
 
 #[path = "../tests/common/nats.rs"]
 mod nats;
@@ -64,12 +89,12 @@ use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use futures::{Stream, StreamExt as _};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use wrpc_ring::baseline::{Duplex, Mpsc};
 use wrpc_ring::{Ring, RingPool};
-use wrpc_transport::{Invoke, InvokeExt as _, Serve, ServeExt as _};
+use wrpc_transport::{Index, Invoke, InvokeExt as _, Serve, ServeExt as _};
 
 // ----- allocation counting -----
 
@@ -128,10 +153,14 @@ struct Allocations {
 
 // ----- the calls -----
 
-const PREFIX: &str = "bench.comp-b";
+/// How long one request to a caller task may take before the run fails as a hang.
+const WATCHDOG: Duration = Duration::from_secs(120);
 const INSTANCE: &str = "bench:invoke/echo";
 /// Ring size, `tokio::io::duplex` buffer and `mpsc` pipe capacity alike.
-const BUFFER: usize = 64 * 1024;
+const DEFAULT_BUFFER: usize = 64 * 1024;
+/// Overrides [`DEFAULT_BUFFER`] for every transport at once (bytes, or with a `K`/`M`
+/// suffix): a diagnostic of how much the streaming results depend on it.
+const BUFFER_VAR: &str = "WRPC_BENCH_BUFFER";
 /// Idle rings (and invocations) the `Ring` pool keeps.
 const POOL_IDLE: usize = 256;
 /// The 64-byte string.
@@ -142,16 +171,20 @@ const CHUNK: usize = 64 * 1024;
 /// The raw call's parameters and reply.
 static RAW: [u8; 64] = [0x5A; 64];
 /// Calls counted per operation (after a quarter as many warm-up calls).
-const ALLOC_CALLS: [(Op, u64); 4] = [
+const ALLOC_CALLS: [(Op, u64); 5] = [
     (Op::Raw, 2000),
     (Op::String, 2000),
     (Op::List, 500),
     (Op::Stream, 8),
+    (Op::RawStream, 8),
 ];
 
 const NO_PATHS: &[&[Option<usize>]] = &[];
 
 type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+/// Every operation, in the order the groups run.
+const OPS: [Op; 5] = [Op::String, Op::Raw, Op::List, Op::Stream, Op::RawStream];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -159,6 +192,7 @@ enum Op {
     String,
     List,
     Stream,
+    RawStream,
 }
 
 impl Op {
@@ -168,6 +202,7 @@ impl Op {
             Self::String => "echo-string",
             Self::List => "echo-list",
             Self::Stream => "echo-stream",
+            Self::RawStream => "raw-stream",
         }
     }
 
@@ -177,6 +212,7 @@ impl Op {
             Self::String => "echo_string_64B",
             Self::List => "echo_list_64KiB",
             Self::Stream => "echo_stream_16MiB",
+            Self::RawStream => "raw_stream_16MiB",
         }
     }
 
@@ -184,7 +220,7 @@ impl Op {
         match self {
             Self::Raw | Self::String => 64,
             Self::List => LIST as u64,
-            Self::Stream => STREAM as u64,
+            Self::Stream | Self::RawStream => STREAM as u64,
         }
     }
 }
@@ -229,8 +265,9 @@ impl Payloads {
     }
 }
 
-/// One call of `op` through `transport`, checking the echo.
-async fn call<T>(transport: &T, op: Op, payloads: &Payloads) -> anyhow::Result<()>
+/// One call of `op` through `transport`, checking the echo; `scratch` is a 64 KiB read
+/// buffer.
+async fn call<T>(transport: &T, op: Op, payloads: &Payloads, scratch: &mut [u8]) -> anyhow::Result<()>
 where
     T: Invoke,
     T::Context: Default,
@@ -301,7 +338,71 @@ where
             io?;
             ensure!(received == STREAM, "stream echo of {received} bytes");
         }
+        Op::RawStream => {
+            // As the typed helpers do it, minus the codec: a one-byte "stream pending"
+            // each way on the root streams, the bytes on sub-stream 0.
+            let (mut outgoing, mut incoming) = transport
+                .invoke(
+                    cx(),
+                    INSTANCE,
+                    op.func(),
+                    Bytes::from_static(&[0]),
+                    [[Some(0)].as_slice()],
+                )
+                .await?;
+            let mut input = outgoing.index(&[0])?;
+            let mut echo = incoming.index(&[0])?;
+            outgoing.shutdown().await?;
+            drop(outgoing);
+            incoming.read_exact(&mut [0; 1]).await?;
+            let send = async {
+                for _ in 0..STREAM / CHUNK {
+                    input.write_all(&payloads.chunk).await?;
+                }
+                input.shutdown().await?;
+                drop(input);
+                anyhow::Ok(())
+            };
+            let receive = async {
+                let mut received = 0;
+                loop {
+                    let n = echo.read(scratch).await?;
+                    if n == 0 {
+                        return anyhow::Ok(received);
+                    }
+                    received += n;
+                }
+            };
+            let (sent, received) = tokio::join!(send, receive);
+            sent?;
+            let received = received?;
+            ensure!(received == STREAM, "raw stream echo of {received} bytes");
+        }
     }
+    Ok(())
+}
+
+/// The callee of `raw-stream`: relays sub-stream 0 of the parameters to sub-stream 0 of
+/// the results through `buf`.
+async fn relay<O, I>(mut outgoing: O, mut incoming: I, buf: &mut [u8]) -> anyhow::Result<()>
+where
+    O: AsyncWrite + Index<O> + Unpin,
+    I: AsyncRead + Index<I> + Unpin,
+{
+    incoming.read_exact(&mut [0; 1]).await?;
+    let mut input = incoming.index(&[0])?;
+    let mut output = outgoing.index(&[0])?;
+    outgoing.write_all(&[0]).await?;
+    outgoing.shutdown().await?;
+    drop(outgoing);
+    loop {
+        let n = input.read(buf).await?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&buf[..n]).await?;
+    }
+    output.shutdown().await?;
     Ok(())
 }
 
@@ -371,11 +472,28 @@ async fn callees<T: Serve>(
         received?;
         sent
     });
+    let raw_stream = transport
+        .serve(INSTANCE, Op::RawStream.func(), serve_paths(&[&[Some(0)]]))
+        .await?;
+    let raw_stream = async move {
+        let mut buf = vec![0; CHUNK];
+        let mut invocations = pin!(raw_stream);
+        while let Some(invocation) = invocations.next().await {
+            let result = match invocation {
+                Ok((_, outgoing, incoming)) => relay(outgoing, incoming, &mut buf).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                eprintln!("raw-stream callee: {err:#}");
+            }
+        }
+    };
     Ok(vec![
         Box::pin(raw),
         Box::pin(string),
         Box::pin(list),
         Box::pin(stream),
+        Box::pin(raw_stream),
     ])
 }
 
@@ -414,6 +532,7 @@ impl Harness {
                 }
                 tokio::spawn(async move {
                     let payloads = Payloads::new();
+                    let mut scratch = vec![0; CHUNK];
                     while let Some(Request {
                         op,
                         calls,
@@ -428,7 +547,7 @@ impl Harness {
                         }
                         let start = Instant::now();
                         for _ in 0..calls {
-                            if let Err(err) = call(&transport, op, &payloads).await {
+                            if let Err(err) = call(&transport, op, &payloads, &mut scratch).await {
                                 panic!("{name} {op:?}: {err:#}");
                             }
                         }
@@ -461,8 +580,10 @@ impl Harness {
                 reply,
             })
             .expect("caller task alive");
+        let name = self.name;
         self.runtime
-            .block_on(done)
+            .block_on(async { tokio::time::timeout(WATCHDOG, done).await })
+            .unwrap_or_else(|_| panic!("{name} {op:?}: {calls} calls took over {WATCHDOG:?} (a hang)"))
             .expect("caller task finished its calls")
     }
 
@@ -482,6 +603,9 @@ impl Harness {
     }
 }
 
+/// Builds one of the runtimes compared.
+type MakeRuntime = fn() -> Runtime;
+
 fn current_thread() -> Runtime {
     Builder::new_current_thread()
         .enable_all()
@@ -497,22 +621,27 @@ fn multi_thread_2w() -> Runtime {
         .expect("multi_thread runtime")
 }
 
-/// The four transports on runtimes made by `runtime`.
-fn harnesses(runtime: fn() -> Runtime, nats_url: &str) -> Vec<Harness> {
+/// The four transports on runtimes made by `runtime`, serving under `bench.{flavor}`.
+///
+/// The prefix differs per flavor because both flavors' NATS callees share one
+/// `nats-server`: under one prefix, each would also receive the other's invocations (no
+/// queue group), answered late or never while that runtime is not being driven.
+fn harnesses(flavor: &str, runtime: MakeRuntime, nats_url: &str, buffer: usize) -> Vec<Harness> {
+    let prefix = format!("bench.{flavor}");
     let url = nats_url.to_string();
     vec![
         Harness::start("ring", runtime(), || async {
-            anyhow::Ok(Ring::new(RingPool::new(BUFFER, POOL_IDLE)).with_prefix(PREFIX))
+            anyhow::Ok(Ring::new(RingPool::new(buffer, POOL_IDLE)).with_prefix(&prefix))
         }),
         Harness::start("duplex", runtime(), || async {
-            anyhow::Ok(Duplex::new(BUFFER).with_prefix(PREFIX))
+            anyhow::Ok(Duplex::new(buffer).with_prefix(&prefix))
         }),
         Harness::start("mpsc", runtime(), || async {
-            anyhow::Ok(Mpsc::new(BUFFER).with_prefix(PREFIX))
+            anyhow::Ok(Mpsc::new(buffer).with_prefix(&prefix))
         }),
-        Harness::start("nats", runtime(), || async move {
+        Harness::start("nats", runtime(), || async {
             let nats = async_nats::connect(url).await?;
-            let client = wrpc_transport_nats::Client::new(nats, PREFIX, None).await?;
+            let client = wrpc_transport_nats::Client::new(nats, prefix.as_str(), None).await?;
             anyhow::Ok(client)
         }),
     ]
@@ -524,7 +653,7 @@ fn bench_op(criterion: &mut Criterion, op: Op, flavor: &str, harnesses: &[Harnes
     let mut group: BenchmarkGroup<'_, WallTime> =
         criterion.benchmark_group(format!("{}_{flavor}", op.group()));
     group.throughput(Throughput::Bytes(op.payload()));
-    if op == Op::Stream {
+    if matches!(op, Op::Stream | Op::RawStream) {
         group
             .sample_size(10)
             .sampling_mode(SamplingMode::Flat)
@@ -543,26 +672,117 @@ fn bench_op(criterion: &mut Criterion, op: Op, flavor: &str, harnesses: &[Harnes
     group.finish();
 }
 
+/// Rounds of the paired comparison.
+const PAIRED_ROUNDS: usize = 11;
+
+/// Calls per transport per round of the paired comparison.
+fn paired_calls(op: Op) -> u64 {
+    match op {
+        Op::Raw | Op::String => 1000,
+        Op::List => 200,
+        Op::Stream | Op::RawStream => 2,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Ratios measured in interleaved rounds: each round runs the same number of calls on
+/// every transport back to back (rotating who goes first), and the ring's time is
+/// divided by each baseline's time of the same round. Load that comes and goes on a busy
+/// machine then hits both sides of a ratio alike, which criterion's one-after-the-other
+/// groups cannot promise. Prints the median ratio and the range over the rounds.
+fn print_paired_ratios(flavor: &str, harnesses: &[Harness]) {
+    println!(
+        "\npaired ratios, {flavor}: ring time ÷ baseline time, median (min–max) of {PAIRED_ROUNDS} interleaved rounds"
+    );
+    for op in OPS {
+        let calls = paired_calls(op);
+        for harness in harnesses {
+            harness.measure(op, calls.div_ceil(4)); // warm-up
+        }
+        let mut times = vec![Vec::with_capacity(PAIRED_ROUNDS); harnesses.len()];
+        for round in 0..PAIRED_ROUNDS {
+            for i in (0..harnesses.len()).map(|i| (i + round) % harnesses.len()) {
+                times[i].push(harnesses[i].measure(op, calls).as_secs_f64());
+            }
+        }
+        let ring = &times[0];
+        let mut cells = Vec::new();
+        for (harness, baseline) in harnesses.iter().zip(&times).skip(1) {
+            let mut ratios: Vec<f64> = ring.iter().zip(baseline).map(|(r, b)| r / b).collect();
+            let med = median(&mut ratios);
+            cells.push(format!(
+                "÷ {} {med:.3} ({:.3}–{:.3})",
+                harness.name,
+                ratios[0],
+                ratios[ratios.len() - 1]
+            ));
+        }
+        let per_call: Vec<String> = harnesses
+            .iter()
+            .zip(&mut times)
+            .map(|(harness, times)| {
+                let per_call = median(times) / calls as f64;
+                format!("{} {:.2} µs", harness.name, per_call * 1e6)
+            })
+            .collect();
+        println!("  {:<18} {}", op.group(), cells.join(" | "));
+        println!("  {:<18} median per call: {}", "", per_call.join(", "));
+    }
+}
+
 fn print_allocations(flavor: &str, harnesses: &[Harness]) {
-    println!("\nallocations per invocation, {flavor} (count / bytes; all threads, caller and callee):");
+    println!("\nallocations per invocation, {flavor}: count (bytes), all threads, caller and callee");
+    let header: Vec<String> = ALLOC_CALLS
+        .iter()
+        .map(|&(op, calls)| format!("{:>24}", format!("{} ×{calls}", op.group())))
+        .collect();
+    println!("  {:<6} {}", "", header.join(" "));
     for harness in harnesses {
         let cells: Vec<String> = ALLOC_CALLS
             .iter()
             .map(|&(op, calls)| {
                 let (count, bytes) = harness.allocations(op, calls);
-                format!("{} {count:.1} / {bytes:.0} B", op.group())
+                format!("{:>24}", format!("{count:.3} ({bytes:.0} B)"))
             })
             .collect();
-        println!("  {:<6} {}", harness.name, cells.join(" | "));
+        println!("  {:<6} {}", harness.name, cells.join(" "));
     }
 }
 
-/// Builds one of the runtimes the bench compares.
-type MakeRuntime = fn() -> Runtime;
+/// The transports' buffer size: [`BUFFER_VAR`] if set, else [`DEFAULT_BUFFER`].
+fn buffer() -> usize {
+    let Ok(value) = std::env::var(BUFFER_VAR) else {
+        return DEFAULT_BUFFER;
+    };
+    let value = value.trim();
+    let (digits, shift) = match value.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&value[..value.len() - 1], 10),
+        Some(b'M') => (&value[..value.len() - 1], 20),
+        _ => (value, 0),
+    };
+    let buffer = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .unwrap_or_else(|| panic!("{BUFFER_VAR}={value:?} is not a size like 65536, 64K or 1M"));
+    if buffer != DEFAULT_BUFFER {
+        println!("transport buffers: {buffer} bytes ({BUFFER_VAR})");
+    }
+    buffer
+}
 
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
-    let listing = std::env::args().any(|arg| arg == "--list");
+    // Allocation counts and paired ratios only when benchmarking (`cargo bench` passes
+    // `--bench`), not when testing, listing or profiling (`--profile-time`).
+    let args: Vec<String> = std::env::args().collect();
+    let extras = args.iter().any(|arg| arg == "--bench")
+        && !args.iter().any(|arg| arg == "--list" || arg == "--profile-time");
+    let buffer = buffer();
     let server = nats::NatsServer::start();
     let flavors: [(&str, MakeRuntime); 2] = [
         ("current_thread", current_thread),
@@ -570,18 +790,24 @@ fn main() {
     ];
     let all: Vec<(&str, Vec<Harness>)> = flavors
         .iter()
-        .map(|&(flavor, runtime)| (flavor, harnesses(runtime, &server.url())))
+        .map(|&(flavor, runtime)| (flavor, harnesses(flavor, runtime, &server.url(), buffer)))
         .collect();
-    if !listing {
+    if extras {
         for (flavor, harnesses) in &all {
             print_allocations(flavor, harnesses);
         }
         println!();
     }
-    for op in [Op::String, Op::Raw, Op::List, Op::Stream] {
+    for op in OPS {
         for (flavor, harnesses) in &all {
             bench_op(&mut criterion, op, flavor, harnesses);
         }
+    }
+    if extras {
+        for (flavor, harnesses) in &all {
+            print_paired_ratios(flavor, harnesses);
+        }
+        println!();
     }
     drop(all);
     drop(server);
