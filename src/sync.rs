@@ -1,10 +1,19 @@
-//! The one place that imports synchronization primitives.
+//! The synchronization facade of the ring core and the pool: the code loom checks.
 //!
-//! Every atomic, `Arc`, `Mutex`, `UnsafeCell` and waker cell used by the crate comes from
-//! here. Under `--cfg loom` they are swapped for [loom]'s instrumented versions, so the
-//! same protocol code runs inside loom's model checker (see `loom-tests/`). The ring
-//! storage itself is switched in `ring::buffer`, which builds its loom stand-in from the
-//! primitives below.
+//! Every atomic, `Arc`, `Mutex`, `UnsafeCell` and waker cell in `ring/` and `pool.rs`
+//! comes from here. Under `--cfg loom` they are swapped for [loom]'s instrumented
+//! versions, so the same wake, close and recycle code runs inside loom's model checker
+//! (see `loom-tests/` and `docs/loom.md`). The ring storage itself is switched in
+//! `ring::buffer`, which builds its loom stand-in from the primitives below.
+//!
+//! # What it does not cover
+//!
+//! Loom builds the crate without features, so only the ring core and the pool are ever
+//! model-checked. The layers above them (`transport/`, which also imports from here, and
+//! `baseline/`, `host/`, `runtime/` and the CLI, which use `std::sync` directly) are
+//! never built under `--cfg loom`: for them this module is only a convenience, not a
+//! requirement. A new lock-free protocol in those layers should move into the ring core,
+//! or come with loom models of its own that use this module.
 //!
 //! [loom]: https://docs.rs/loom
 

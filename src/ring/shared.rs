@@ -189,13 +189,19 @@ impl Shared {
     }
 }
 
+/// Prints every bit of the state word: the close state and the two "may be waiting"
+/// bits, which are what a lost wake-up leaves behind (a side parked with its bit clear,
+/// or a bit set that nobody clears).
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Relaxed`: a snapshot for humans; it orders nothing.
         let state = self.state.load(Ordering::Relaxed);
         f.debug_struct("Shared")
             .field("writer_closed", &(state & WRITER_CLOSED != 0))
             .field("writer_aborted", &(state & WRITER_ABORTED != 0))
             .field("reader_closed", &(state & READER_CLOSED != 0))
+            .field("reader_waiting", &(state & READER_WAITING != 0))
+            .field("writer_waiting", &(state & WRITER_WAITING != 0))
             .finish_non_exhaustive()
     }
 }

@@ -327,3 +327,33 @@ fn pool_halves_dropped_on_two_threads_recycle_once() {
 fn zero_capacity_is_rejected() {
     let _ = pipe(0);
 }
+
+#[test]
+fn debug_shows_the_waiting_bits() {
+    let (mut w, mut r) = pipe(1);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let idle = format!("{r:?}");
+    assert!(idle.contains("reader_waiting: false"), "{idle}");
+    assert!(idle.contains("writer_waiting: false"), "{idle}");
+    // An empty ring: the read announces that the reader may be parked.
+    assert!(
+        Pin::new(&mut r)
+            .poll_read(&mut cx, &mut ReadBuf::new(&mut [0; 1]))
+            .is_pending()
+    );
+    let waiting = format!("{w:?}");
+    assert!(waiting.contains("reader_waiting: true"), "{waiting}");
+    assert!(waiting.contains("writer_waiting: false"), "{waiting}");
+    // Fill the ring (which wakes the reader and clears its bit), then wait for space.
+    assert!(matches!(
+        Pin::new(&mut w).poll_write(&mut cx, b"a"),
+        Poll::Ready(Ok(1))
+    ));
+    assert!(Pin::new(&mut w).poll_write(&mut cx, b"b").is_pending());
+    let full = format!("{r:?}");
+    assert!(full.contains("reader_waiting: false"), "{full}");
+    assert!(full.contains("writer_waiting: true"), "{full}");
+    assert!(full.contains("writer_closed: false"), "{full}");
+    w.abort("x");
+    assert!(format!("{r:?}").contains("writer_aborted: true"));
+}
