@@ -2,9 +2,8 @@
 
 use std::fmt;
 
-use crate::ring::shared::{Parts, Shared};
-use crate::ring::{self, MIN_CAPACITY, RingReader, RingStream, RingWriter};
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::ring::{Detached, Home, MIN_CAPACITY, Recycle, RingReader, RingStream, RingWriter};
+use crate::sync::{self, Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 /// The most idle slots reserved up front; a pool may still keep more (up to its
 /// `max_idle`), growing its idle list on demand.
@@ -15,9 +14,10 @@ const MAX_PREALLOCATED_IDLE: usize = 4096;
 /// [`acquire`](Self::acquire) hands out a connected writer/reader pair, taken from the
 /// idle rings when there is one (a *hit*) and freshly allocated otherwise (a *miss*);
 /// it never blocks. A ring goes back to the pool only once **both** of its halves have
-/// been dropped, however the stream ended; it is then emptied and its close state reset,
-/// so no byte or close from a previous user is ever visible to the next one. Rings
-/// returned while `max_idle` rings are already idle are freed.
+/// been dropped, however the stream ended; the ring core empties it and resets its close
+/// state and wakers before the pool sees it, so no byte, close or task of a previous
+/// user is ever visible to the next one. Rings returned while `max_idle` rings are
+/// already idle are freed.
 ///
 /// The pool is a cheap handle: clones share the same rings and counters.
 ///
@@ -46,6 +46,9 @@ const MAX_PREALLOCATED_IDLE: usize = 4096;
 #[derive(Clone)]
 pub struct RingPool {
     inner: Arc<PoolInner>,
+    /// What every leased ring goes back to: [`Returns`] of `inner`, made once per pool so
+    /// that a lease only clones an `Arc`.
+    home: Home,
 }
 
 /// A snapshot of a [`RingPool`]'s counters.
@@ -62,10 +65,10 @@ pub struct PoolStats {
     pub idle: usize,
 }
 
-pub(crate) struct PoolInner {
+struct PoolInner {
     ring_capacity: usize,
     max_idle: usize,
-    idle: Mutex<Vec<Arc<Shared>>>,
+    idle: Mutex<Vec<Detached>>,
     hits: AtomicU64,
     misses: AtomicU64,
     in_use: AtomicUsize,
@@ -83,16 +86,17 @@ impl RingPool {
             ring_capacity >= MIN_CAPACITY,
             "ring capacity must be at least {MIN_CAPACITY} byte, got {ring_capacity}"
         );
-        Self {
-            inner: Arc::new(PoolInner {
-                ring_capacity,
-                max_idle,
-                idle: Mutex::new(Vec::with_capacity(max_idle.min(MAX_PREALLOCATED_IDLE))),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-                in_use: AtomicUsize::new(0),
-            }),
-        }
+        let inner = Arc::new(PoolInner {
+            ring_capacity,
+            max_idle,
+            idle: Mutex::new(Vec::with_capacity(max_idle.min(MAX_PREALLOCATED_IDLE))),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            in_use: AtomicUsize::new(0),
+        });
+        let home =
+            sync::arc_from_std(std::sync::Arc::new(Returns(inner.clone())) as std::sync::Arc<dyn Recycle>);
+        Self { inner, home }
     }
 
     /// The capacity of every ring of this pool, in bytes.
@@ -111,27 +115,18 @@ impl RingPool {
     /// never blocks.
     pub fn acquire(&self) -> (RingWriter, RingReader) {
         let popped = lock(&self.inner.idle).pop();
-        let leased = popped.and_then(|shared| {
-            let mut parts = lock(&shared.parts);
-            let (producer, consumer) = (parts.producer.take()?, parts.consumer.take()?);
-            parts.home = Some(self.inner.clone());
-            drop(parts);
-            Some((shared, producer, consumer))
-        });
-        let (shared, producer, consumer) = match leased {
-            Some(leased) => {
+        let ring = match popped {
+            Some(ring) => {
                 self.inner.hits.fetch_add(1, Ordering::Relaxed);
-                leased
+                ring
             }
             None => {
                 self.inner.misses.fetch_add(1, Ordering::Relaxed);
-                let (shared, producer, consumer) = ring::fresh(self.inner.ring_capacity);
-                lock(&shared.parts).home = Some(self.inner.clone());
-                (shared, producer, consumer)
+                Detached::new(self.inner.ring_capacity)
             }
         };
         self.inner.in_use.fetch_add(1, Ordering::Relaxed);
-        ring::halves(shared, producer, consumer)
+        ring.lease(Some(self.home.clone()))
     }
 
     /// Leases two rings and returns a connected pair of bidirectional streams, as
@@ -157,42 +152,21 @@ impl RingPool {
     }
 }
 
-impl PoolInner {
-    /// Takes back a ring whose halves are both gone.
-    fn recycle(&self, shared: Arc<Shared>, producer: ring::Producer, mut consumer: ring::Consumer) {
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
-        // Empty the ring and forget its close state before anyone can lease it again.
-        consumer.clear();
-        shared.reset();
-        {
-            let mut parts = lock(&shared.parts);
-            parts.producer = Some(producer);
-            parts.consumer = Some(consumer);
-        }
-        let mut idle = lock(&self.idle);
-        if idle.len() < self.max_idle {
-            idle.push(shared);
-        }
-        // Otherwise `shared` (with its storage) is freed here.
-    }
-}
+/// The pool's [`Recycle`] hook: what a leased ring holds to find its way back.
+///
+/// A ring holds it only while leased (the ring core drops it before the ring is handed
+/// back), so an idle ring never keeps its pool alive.
+struct Returns(Arc<PoolInner>);
 
-/// Called by each half as it is dropped: `deposit` stores the half's part of the ring.
-/// The second half to arrive finds the ring whole and returns it to its pool (or frees
-/// it, for a ring made by [`pipe`](crate::pipe)).
-pub(crate) fn release(shared: &Arc<Shared>, deposit: impl FnOnce(&mut Parts)) {
-    let mut parts = lock(&shared.parts);
-    deposit(&mut parts);
-    if parts.producer.is_none() || parts.consumer.is_none() {
-        return; // the other half is still alive
-    }
-    let (Some(producer), Some(consumer)) = (parts.producer.take(), parts.consumer.take()) else {
-        return;
-    };
-    let home = parts.home.take();
-    drop(parts);
-    if let Some(pool) = home {
-        pool.recycle(shared.clone(), producer, consumer);
+impl Recycle for Returns {
+    fn recycle(&self, ring: Detached) {
+        let pool = &self.0;
+        pool.in_use.fetch_sub(1, Ordering::Relaxed);
+        let mut idle = lock(&pool.idle);
+        if idle.len() < pool.max_idle {
+            idle.push(ring);
+        }
+        // Otherwise `ring` (with its storage) is freed here, after the lock is released.
     }
 }
 
@@ -203,13 +177,5 @@ impl fmt::Debug for RingPool {
             .field("max_idle", &self.inner.max_idle)
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-impl fmt::Debug for PoolInner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PoolInner")
-            .field("ring_capacity", &self.ring_capacity)
-            .finish_non_exhaustive()
     }
 }

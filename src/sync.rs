@@ -32,6 +32,16 @@ pub(crate) use loom::sync::{
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
+/// Turns a `std::sync::Arc` into this module's `Arc`: the only way to get a loom `Arc`
+/// of a trait object, since loom's `Arc` cannot be unsized by coercion. Unsize the std
+/// `Arc` first (`std::sync::Arc::new(x) as std::sync::Arc<dyn Trait>`); it must be unique.
+pub(crate) fn arc_from_std<T: ?Sized>(arc: std::sync::Arc<T>) -> Arc<T> {
+    #[cfg(not(loom))]
+    return arc;
+    #[cfg(loom)]
+    return Arc::from_std(arc);
+}
+
 /// Locks `mutex`, ignoring poisoning.
 ///
 /// Every critical section in this crate leaves its data consistent at each step (they

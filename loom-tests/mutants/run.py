@@ -97,15 +97,17 @@ MUTANTS = {
           "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n        self.writer.wake();\n",
           "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n        // MUTANT: no wake\n")]),
     "e_recycle_no_clear": (
-        "pool recycle does not empty the ring",
-        [("src/pool.rs", "        consumer.clear();\n", "        // MUTANT: consumer.clear();\n")]),
+        "a ring handed back is not emptied",
+        [("src/ring/recycle.rs", "        self.consumer.clear();\n",
+          "        // MUTANT: self.consumer.clear();\n")]),
     "e2_recycle_no_reset": (
-        "pool recycle does not reset the close state",
-        [("src/pool.rs", "        shared.reset();\n", "        // MUTANT: shared.reset();\n")]),
+        "a ring handed back keeps its close state (and wakers)",
+        [("src/ring/recycle.rs", "        self.shared.reset();\n",
+          "        // MUTANT: self.shared.reset();\n")]),
     "f_recycle_keeps_home": (
         "an idle ring keeps its pool alive (reference cycle)",
-        [("src/pool.rs", "    let home = parts.home.take();",
-          "    let home = parts.home.clone(); // MUTANT: cycle")]),
+        [("src/ring/recycle.rs", "    let Some(home) = parts.home.take() else {",
+          "    let Some(home) = parts.home.clone() else { // MUTANT: cycle")]),
     "g_no_recheck_writer": (
         "writer returns Pending right after registering, without re-checking",
         [("src/ring/writer.rs",
@@ -138,13 +140,6 @@ MUTANTS = {
           "                self.storage.tail.store(self.tail, Ordering::Release);",
           "            if n > 0 {\n                self.tail += n;\n"
           "                self.storage.tail.store(self.tail, Ordering::Relaxed); // MUTANT")]),
-    "m_reset_after_idle_push": (
-        "pool recycle resets the ring after putting it in the idle list",
-        [("src/pool.rs", "        shared.reset();\n        {", "        {"),
-         ("src/pool.rs",
-          "        if idle.len() < self.max_idle {\n            idle.push(shared);\n        }\n",
-          "        if idle.len() < self.max_idle {\n            idle.push(shared.clone());\n        }\n"
-          "        drop(idle);\n        shared.reset(); // MUTANT: too late\n")]),
 }
 
 TEST_FILES = ["wake", "close", "pool"]

@@ -4,7 +4,8 @@
 mod buffer;
 mod coop;
 mod reader;
-pub(crate) mod shared;
+mod recycle;
+mod shared;
 mod stream;
 mod writer;
 
@@ -12,8 +13,7 @@ pub use self::reader::RingReader;
 pub use self::stream::{RingStream, duplex};
 pub use self::writer::RingWriter;
 
-use self::shared::Shared;
-use crate::sync::Arc;
+pub(crate) use self::recycle::{Detached, Home, Recycle};
 
 /// The smallest ring capacity: a ring must hold at least one byte.
 pub const MIN_CAPACITY: usize = 1;
@@ -51,28 +51,8 @@ pub fn pipe(capacity: usize) -> (RingWriter, RingReader) {
         capacity >= MIN_CAPACITY,
         "ring capacity must be at least {MIN_CAPACITY} byte, got {capacity}"
     );
-    let (producer, consumer) = buffer::ring(capacity);
-    halves(Arc::new(Shared::new()), producer, consumer)
+    Detached::new(capacity).lease(None)
 }
-
-/// Builds the two halves around a ring's parts.
-pub(crate) fn halves(
-    shared: Arc<Shared>,
-    producer: buffer::Producer,
-    consumer: buffer::Consumer,
-) -> (RingWriter, RingReader) {
-    let capacity = producer.capacity();
-    let reader = RingReader::new(shared.clone(), consumer, capacity);
-    (RingWriter::new(shared, producer), reader)
-}
-
-/// Allocates a fresh ring's shared state and storage (used by the pool on a miss).
-pub(crate) fn fresh(capacity: usize) -> (Arc<Shared>, buffer::Producer, buffer::Consumer) {
-    let (producer, consumer) = buffer::ring(capacity);
-    (Arc::new(Shared::new()), producer, consumer)
-}
-
-pub(crate) use self::buffer::{Consumer, Producer};
 
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 
 use super::buffer::Consumer;
 use super::coop;
+use super::recycle::{self, Half};
 use super::shared::{Shared, WriterEnd};
-use crate::pool;
 use crate::sync::Arc;
 
 /// The reading half of a ring, created by [`pipe`](crate::pipe),
@@ -183,7 +183,7 @@ impl Drop for RingReader {
     fn drop(&mut self) {
         self.shared.close_reader();
         if let Some(consumer) = self.consumer.get_mut().take() {
-            pool::release(&self.shared, |parts| parts.consumer = Some(consumer));
+            recycle::release(&self.shared, Half::Consumer(consumer));
         }
     }
 }

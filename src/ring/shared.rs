@@ -38,10 +38,9 @@ use std::task::Waker;
 
 use crossbeam_utils::CachePadded;
 
-use super::buffer::{Consumer, Producer};
+use super::recycle::Parts;
 use crate::error::Aborted;
-use crate::pool::PoolInner;
-use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering, lock};
+use crate::sync::{AtomicUsize, AtomicWaker, Mutex, Ordering, lock};
 
 /// The writer closed its end cleanly (shutdown or drop).
 const WRITER_CLOSED: usize = 1 << 0;
@@ -65,23 +64,15 @@ pub(crate) enum WriterEnd {
     Aborted,
 }
 
-/// What a half leaves behind when it is dropped, so the pair can be recycled.
-#[derive(Debug, Default)]
-pub(crate) struct Parts {
-    pub(crate) producer: Option<Producer>,
-    pub(crate) consumer: Option<Consumer>,
-    /// The pool this ring returns to, set while the ring is leased from it.
-    pub(crate) home: Option<Arc<PoolInner>>,
-}
-
 /// Shared by a [`RingWriter`](crate::RingWriter) and its [`RingReader`](crate::RingReader).
 pub(crate) struct Shared {
     state: CachePadded<AtomicUsize>,
     reader: AtomicWaker,
     writer: AtomicWaker,
     abort_reason: Mutex<Option<Cow<'static, str>>>,
-    /// Off the data path: touched when a half is dropped and when the pool leases.
-    pub(crate) parts: Mutex<Parts>,
+    /// Off the data path: touched when a half is dropped and when the ring is leased
+    /// (see `recycle`).
+    pub(super) parts: Mutex<Parts>,
 }
 
 impl Shared {
@@ -179,8 +170,9 @@ impl Shared {
 
     // ----- recycling -----
 
-    /// Makes the ring as good as new. Only called when no half is alive.
-    pub(crate) fn reset(&self) {
+    /// Forgets the close state, the wait bits and the wakers. Only called when no half is
+    /// alive (see `recycle`).
+    pub(super) fn reset(&self) {
         self.state.store(0, Ordering::Relaxed);
         *lock(&self.abort_reason) = None;
         // Drop stale wakers so a recycled ring keeps no task alive.

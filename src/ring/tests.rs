@@ -357,3 +357,28 @@ fn debug_shows_the_waiting_bits() {
     w.abort("x");
     assert!(format!("{r:?}").contains("writer_aborted: true"));
 }
+
+/// The layering rule: the pool plugs into the ring (`recycle::Recycle`), the ring never
+/// names the pool.
+#[test]
+fn the_ring_core_does_not_name_the_pool() {
+    let sources = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("buffer.rs", include_str!("buffer.rs")),
+        ("coop.rs", include_str!("coop.rs")),
+        ("reader.rs", include_str!("reader.rs")),
+        ("recycle.rs", include_str!("recycle.rs")),
+        ("shared.rs", include_str!("shared.rs")),
+        ("stream.rs", include_str!("stream.rs")),
+        ("writer.rs", include_str!("writer.rs")),
+    ];
+    for (file, text) in sources {
+        for line in text.lines().filter(|line| line.trim_start().starts_with("use ")) {
+            assert!(!line.contains("pool"), "src/ring/{file} imports the pool: {line}");
+        }
+        assert!(
+            !text.contains("PoolInner"),
+            "src/ring/{file} names the pool's internals"
+        );
+    }
+}

@@ -11,8 +11,8 @@ use tokio::io::AsyncWrite;
 
 use super::buffer::Producer;
 use super::coop;
+use super::recycle::{self, Half};
 use super::shared::Shared;
-use crate::pool;
 use crate::sync::Arc;
 
 /// The writing half of a ring, created by [`pipe`](crate::pipe),
@@ -264,7 +264,7 @@ impl Drop for RingWriter {
             }
         }
         if let Some(producer) = self.producer.get_mut().take() {
-            pool::release(&self.shared, |parts| parts.producer = Some(producer));
+            recycle::release(&self.shared, Half::Producer(producer));
         }
     }
 }
