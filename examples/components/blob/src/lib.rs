@@ -6,7 +6,10 @@
 //!
 //! - `fetch(size)` returns the `size` bytes as one `list<u8>`;
 //! - `fetch-chunks(size, chunk)` returns the same bytes split into
-//!   `list<list<u8>>` chunks of `chunk` bytes (`0` means 65536).
+//!   `list<list<u8>>` chunks of `chunk` bytes (`0` means 65536);
+//! - `put(data)` checks `data` against the pattern and returns the offset of
+//!   the first byte that differs (its length if none does);
+//! - `echo(data)` returns `data`.
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -48,6 +51,21 @@ impl Guest for Blob {
             start += len;
         }
         chunks
+    }
+
+    fn put(data: Vec<u8>) -> u32 {
+        let mut b = 0u8;
+        for (i, &byte) in data.iter().enumerate() {
+            if byte != b {
+                return i as u32;
+            }
+            b = if b == 250 { 0 } else { b + 1 };
+        }
+        data.len() as u32
+    }
+
+    fn echo(data: Vec<u8>) -> Vec<u8> {
+        data
     }
 }
 

@@ -11,6 +11,8 @@
 //!   allocation fails and the guest aborts (a trap) — or the host's limiter
 //!   traps the grow itself.
 //! - `ok()` returns `"ok"`: a call after a fault shows the host recovered.
+//! - `calls()` returns how many calls this instance has served (every
+//!   function counts, this one included): 1 in a fresh instance.
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -18,17 +20,29 @@ wit_bindgen::generate!({
 });
 
 use core::hint::black_box;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use exports::wrpc_ring::examples::faults::Guest;
 
 struct Faults;
 
+/// Calls served by this instance (a wasm instance is single-threaded; the
+/// atomic only avoids `static mut`).
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// Counts one call; returns the count including it.
+fn count() -> u32 {
+    CALLS.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 impl Guest for Faults {
     fn trap() {
+        count();
         panic!("faults.trap: deliberate panic in the guest");
     }
 
     fn spin() {
+        count();
         let mut n: u64 = 0;
         loop {
             // `black_box` keeps the loop (and its side effect) from being
@@ -38,6 +52,7 @@ impl Guest for Faults {
     }
 
     fn hog(mib: u32) -> u32 {
+        count();
         let len = mib as usize * 1024 * 1024;
         let mut buf = vec![0u8; len];
         // Write every 4 KiB so the memory is really used, not only reserved.
@@ -49,7 +64,12 @@ impl Guest for Faults {
     }
 
     fn ok() -> String {
+        count();
         "ok".to_string()
+    }
+
+    fn calls() -> u32 {
+        count()
     }
 }
 
