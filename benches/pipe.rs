@@ -19,6 +19,11 @@
 //! - `ring_duplex`: [`wrpc_ring::duplex`], `write_all` / `read_exact`.
 //! - `ring_duplex_bufread`: the same, but reading through `AsyncBufRead` (`fill_buf`, copy
 //!   the 64 bytes out of ring memory, `consume`), the ring's in-place read path.
+//! - `ring_write_with`: the same rings, but writing through
+//!   [`RingWriter::poll_write_with`](wrpc_ring::RingWriter::poll_write_with), the path an
+//!   encoder takes to write straight into ring memory (the message is copied in through
+//!   the `fill` closure's cursor); reading as `ring_duplex`. Against `ring_duplex` it
+//!   shows the cost of the cursor that keeps stale ring bytes from being published.
 //! - `tokio_duplex`: `tokio::io::duplex`, the same capacity and the same calls.
 //! - `mpsc_bytes`: one `tokio::sync::mpsc::channel::<Bytes>` per direction, used as a
 //!   byte pipe: each send copies the 64 bytes into a fresh `Bytes`, each receive copies
@@ -128,6 +133,53 @@ impl Endpoint for InPlace {
             filled += n;
         }
         true
+    }
+}
+
+/// A ring stream written through `poll_write_with`, read with `read_exact`.
+struct WriteWith {
+    reader: wrpc_ring::RingReader,
+    writer: wrpc_ring::RingWriter,
+}
+
+impl WriteWith {
+    fn pair(capacity: usize) -> (Self, Self) {
+        let (a, b) = wrpc_ring::duplex(capacity);
+        let ((a_reader, a_writer), (b_reader, b_writer)) = (a.into_split(), b.into_split());
+        (
+            Self {
+                reader: a_reader,
+                writer: a_writer,
+            },
+            Self {
+                reader: b_reader,
+                writer: b_writer,
+            },
+        )
+    }
+}
+
+impl Endpoint for WriteWith {
+    async fn send(&mut self, message: &[u8]) -> bool {
+        let mut rest = message;
+        while !rest.is_empty() {
+            let written = poll_fn(|cx| {
+                self.writer.poll_write_with(cx, |buf| {
+                    let n = buf.remaining().min(rest.len());
+                    buf.put_slice(&rest[..n]);
+                })
+            })
+            .await;
+            match written {
+                Ok(n) => rest = &rest[n..],
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    async fn recv(&mut self, message: &mut [u8]) -> bool {
+        self.reader.read_exact(message).await.is_ok()
     }
 }
 
@@ -305,6 +357,12 @@ fn bench_ping_pong(c: &mut Criterion, group_name: &str, runtime: fn() -> Runtime
         "ring_duplex_bufread",
         runtime(),
         (InPlace(a), InPlace(b)),
+    );
+    bench_round_trip(
+        &mut group,
+        "ring_write_with",
+        runtime(),
+        WriteWith::pair(RTT_CAPACITY),
     );
     let (a, b) = tokio::io::duplex(RTT_CAPACITY);
     bench_round_trip(

@@ -70,7 +70,7 @@ pub mod transport;
 
 pub use crate::error::Aborted;
 pub use crate::pool::{PoolStats, RingPool};
-pub use crate::ring::{MIN_CAPACITY, RingReader, RingStream, RingWriter, duplex, pipe};
+pub use crate::ring::{MIN_CAPACITY, RingReader, RingStream, RingWriter, WriteBuf, duplex, pipe};
 #[cfg(feature = "wrpc")]
 pub use crate::transport::{Headers, Ring, TransportError};
 

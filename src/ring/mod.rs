@@ -7,10 +7,12 @@ mod reader;
 mod recycle;
 mod shared;
 mod stream;
+mod write_buf;
 mod writer;
 
 pub use self::reader::RingReader;
 pub use self::stream::{RingStream, duplex};
+pub use self::write_buf::WriteBuf;
 pub use self::writer::RingWriter;
 
 pub(crate) use self::recycle::{Detached, Home, Recycle};

@@ -226,21 +226,74 @@ fn write_with_fills_ring_memory_directly() {
     let (mut w, mut r) = pipe(6);
     let mut cx = Context::from_waker(noop_waker_ref());
     let n = w.poll_write_with(&mut cx, |buf| {
-        assert_eq!(buf.len(), 6);
-        buf[..4].copy_from_slice(b"wxyz");
-        4
+        assert_eq!((buf.capacity(), buf.remaining()), (6, 6));
+        buf.put_slice(b"wx");
+        buf.unfilled_mut(2).copy_from_slice(b"yz");
+        buf.advance(2);
+        assert_eq!(buf.filled(), b"wxyz");
     });
     assert!(matches!(n, Poll::Ready(Ok(4))));
-    // Claiming more than the region is clamped to it.
+    // `io::Write` takes what fits.
     let n = w.poll_write_with(&mut cx, |buf| {
-        buf.fill(b'!');
-        usize::MAX
+        assert_eq!(io::Write::write(buf, b"!!!").unwrap(), 2);
+        assert_eq!(io::Write::write(buf, b"!").unwrap(), 0);
     });
     assert!(matches!(n, Poll::Ready(Ok(2))));
     // Full now: pending, and `fill` is not called.
     assert!(w.poll_write_with(&mut cx, |_| unreachable!()).is_pending());
     drop(w);
     assert_eq!(block_on(read_to_end(&mut r)).unwrap(), b"wxyz!!");
+}
+
+#[test]
+fn write_with_publishes_nothing_unwritten() {
+    let (mut w, mut r) = pipe(4);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let n = w.poll_write_with(&mut cx, |_| {});
+    assert!(matches!(n, Poll::Ready(Ok(0))));
+    let n = w.poll_write_with(&mut cx, |buf| {
+        bytes::BufMut::put_u16_le(buf, 0x0201);
+        buf.filled_mut()[1] = 9; // patch in place
+    });
+    assert!(matches!(n, Poll::Ready(Ok(2))));
+    drop(w);
+    assert_eq!(block_on(read_to_end(&mut r)).unwrap(), [1, 9]);
+}
+
+#[test]
+#[should_panic(expected = "only 0 were handed out")]
+fn write_with_cannot_count_bytes_it_did_not_write() {
+    let (mut w, _r) = pipe(4);
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let _ = w.poll_write_with(&mut cx, |buf| buf.advance(1));
+}
+
+/// The pool's promise through `poll_write_with`: a ring's previous user's bytes are
+/// never shown to the next user nor published by it, however its `fill` behaves.
+#[test]
+fn write_with_never_shows_a_previous_users_bytes() {
+    let pool = RingPool::new(8, 1);
+    let (mut w, mut r) = pool.acquire();
+    // Fill every slot, so that the next lease's free region starts over them.
+    block_on(write_all(&mut w, b"secret!!")).unwrap();
+    drop(w);
+    assert_eq!(block_on(read_to_end(&mut r)).unwrap(), b"secret!!");
+    drop(r);
+
+    let (mut w, mut r) = pool.acquire();
+    assert_eq!(pool.stats().hits, 1, "the same ring again");
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let n = w.poll_write_with(&mut cx, |buf| {
+        assert_eq!(buf.capacity(), 8);
+        assert!(buf.filled().is_empty());
+        let region = buf.unfilled_mut(8);
+        assert_eq!(region, [0; 8], "ring memory shown with a previous user's bytes");
+        region[..2].copy_from_slice(b"ok");
+        buf.advance(8); // counts the zeros too: they were shown, so that is allowed
+    });
+    assert!(matches!(n, Poll::Ready(Ok(8))));
+    drop(w);
+    assert_eq!(block_on(read_to_end(&mut r)).unwrap(), b"ok\0\0\0\0\0\0");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use super::buffer::Producer;
 use super::coop;
 use super::recycle::{self, Half};
 use super::shared::Shared;
+use super::write_buf::WriteBuf;
 use crate::sync::Arc;
 
 /// The writing half of a ring, created by [`pipe`](crate::pipe),
@@ -117,16 +118,25 @@ impl RingWriter {
 
     /// Waits for free space, then lets `fill` write straight into ring memory.
     ///
-    /// `fill` receives the largest contiguous free region (at least one byte; its old
-    /// contents are meaningless) and returns how many bytes it wrote from the start of
-    /// it; those bytes are published to the reader at once. A return value larger than
-    /// the region is clamped. This lets an encoder skip its own buffer and the copy out
-    /// of it.
+    /// `fill` receives a [`WriteBuf`] over the largest contiguous free region (at least
+    /// one byte) and writes into it from its start; when `fill` returns, the bytes it
+    /// wrote are published to the reader at once and their count is returned. This lets
+    /// an encoder skip its own buffer and the copy out of it: `WriteBuf` implements
+    /// [`bytes::BufMut`] and [`std::io::Write`].
+    ///
+    /// Only bytes written through the `WriteBuf` (or zeroed by it) can be published, so
+    /// whatever the ring memory held before (an earlier write, or a previous user of a
+    /// pooled ring) never reaches the reader.
     ///
     /// # Errors
     ///
     /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) once the stream is closed (see
     /// [`is_closed`](Self::is_closed)); `fill` is not called then.
+    ///
+    /// # Cancellation safety
+    ///
+    /// `fill` runs only when there is space, and whatever it wrote is published before
+    /// this returns `Ready`: nothing is lost or half-written.
     ///
     /// # Examples
     ///
@@ -136,13 +146,7 @@ impl RingWriter {
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let (mut writer, mut reader) = wrpc_ring::pipe(64);
-    /// let n = poll_fn(|cx| {
-    ///     writer.poll_write_with(cx, |buf| {
-    ///         buf[..5].copy_from_slice(b"hello");
-    ///         5
-    ///     })
-    /// })
-    /// .await?;
+    /// let n = poll_fn(|cx| writer.poll_write_with(cx, |buf| buf.put_slice(b"hello"))).await?;
     /// assert_eq!(n, 5);
     /// drop(writer);
     /// let mut got = String::new();
@@ -153,15 +157,16 @@ impl RingWriter {
     /// ```
     pub fn poll_write_with<F>(&mut self, cx: &mut Context<'_>, fill: F) -> Poll<io::Result<usize>>
     where
-        F: FnOnce(&mut [u8]) -> usize,
+        F: FnOnce(&mut WriteBuf<'_>),
     {
         let budget = ready!(coop::poll_proceed(cx));
         ready!(self.poll_space(cx))?;
         let Some(producer) = self.producer.get_mut() else {
             return Poll::Ready(Err(broken_pipe()));
         };
-        let buf = producer.write_buf();
-        let n = fill(buf).min(buf.len());
+        let mut buf = WriteBuf::new(producer.write_buf());
+        fill(&mut buf);
+        let n = buf.written();
         producer.commit(n);
         if n > 0 {
             self.shared.wake_reader();
