@@ -58,3 +58,5 @@ pub fn pipe(capacity: usize) -> (RingWriter, RingReader) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watchdog;

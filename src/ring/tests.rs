@@ -13,6 +13,7 @@ use futures::executor::block_on;
 use futures::task::noop_waker_ref;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
+use super::watchdog::{watch_for, within};
 use crate::{Aborted, RingPool, pipe};
 
 /// Bytes moved by the cross-thread tests; Miri is ~1000× slower.
@@ -147,7 +148,11 @@ fn reader_drop_wakes_a_parked_writer() {
     // Let the writer fill the ring and park, then go away.
     thread::sleep(std::time::Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
     drop(r);
-    let err = writer.join().unwrap().unwrap_err();
+    let err = within(
+        "a writer parked on a full ring whose reader was dropped",
+        move || writer.join().unwrap(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
 }
 
@@ -298,19 +303,48 @@ fn write_with_never_shows_a_previous_users_bytes() {
 
 #[test]
 fn bytes_cross_threads_in_order_through_a_small_ring() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let data = pattern(TRANSFER);
     let (mut w, mut r) = pipe(61);
     let expected = data.clone();
-    let writer = thread::spawn(move || {
-        block_on(async {
-            // Uneven write sizes exercise the wrap at every offset.
-            for chunk in data.chunks(97) {
-                write_all(&mut w, chunk).await.unwrap();
-            }
-        })
-    });
-    let got = block_on(read_to_end(&mut r)).unwrap();
-    writer.join().unwrap();
+    // Progress for the watchdog: bytes written and read so far (`Relaxed`: a report).
+    let (sent, received) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (sent_by_writer, received_by_reader) = (sent.clone(), received.clone());
+    let report = move || {
+        let (sent, received) = (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
+        format!("writer sent {sent} of {TRANSFER} bytes, reader received {received}")
+    };
+    let got = watch_for(
+        super::watchdog::STUCK_AFTER,
+        "a transfer through a 61-byte ring across two threads",
+        report,
+        move || {
+            let writer = thread::spawn(move || {
+                block_on(async {
+                    // Uneven write sizes exercise the wrap at every offset.
+                    for chunk in data.chunks(97) {
+                        write_all(&mut w, chunk).await.unwrap();
+                        sent_by_writer.fetch_add(chunk.len(), Ordering::Relaxed);
+                    }
+                })
+            });
+            let got = block_on(async {
+                let mut out = Vec::new();
+                let mut buf = [0; 13];
+                loop {
+                    match read(&mut r, &mut buf).await.unwrap() {
+                        0 => return out,
+                        n => out.extend_from_slice(&buf[..n]),
+                    }
+                    received_by_reader.store(out.len(), Ordering::Relaxed);
+                }
+            });
+            writer.join().unwrap();
+            got
+        },
+    );
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "bytes reordered or corrupted");
 }
@@ -365,14 +399,34 @@ fn pool_frees_rings_beyond_max_idle() {
 #[test]
 fn pool_halves_dropped_on_two_threads_recycle_once() {
     let pool = RingPool::new(16, 8);
-    for _ in 0..if cfg!(miri) { 5 } else { 200 } {
-        let (w, r) = pool.acquire();
-        let t = thread::spawn(move || drop(w));
-        drop(r);
-        t.join().unwrap();
-    }
+    let watched = pool.clone();
+    within("ring halves dropped on two threads", move || {
+        for _ in 0..if cfg!(miri) { 5 } else { 200 } {
+            let (w, r) = watched.acquire();
+            let t = thread::spawn(move || drop(w));
+            drop(r);
+            t.join().unwrap();
+        }
+    });
     let stats = pool.stats();
     assert_eq!((stats.in_use, stats.idle), (0, 1));
+}
+
+#[test]
+#[should_panic(expected = "stuck: a reader nobody writes to (no progress for")]
+#[cfg_attr(miri, ignore = "leaves the parked thread behind, which Miri reports")]
+fn the_watchdog_fails_a_hang_naming_what_was_stuck() {
+    let (w, mut r) = pipe(4);
+    watch_for(
+        std::time::Duration::from_millis(300),
+        "a reader nobody writes to",
+        || "no progress report".to_owned(),
+        move || {
+            let _w = w; // open, silent: the read waits forever
+            block_on(read(&mut r, &mut [0; 1]))
+        },
+    )
+    .unwrap();
 }
 
 #[test]
