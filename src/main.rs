@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use wasmtime::component::{Type, Val};
 use wrpc_ring::host::{HostConfig, TransportKind};
-use wrpc_ring::runtime::{Host, Instance};
+use wrpc_ring::runtime::{Component, Host};
 
 /// Runs WebAssembly components whose calls to each other take a lock-free in-process
 /// ring (or a baseline transport), and NATS to reach other hosts.
@@ -135,7 +135,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let export = target.export(instance_name, func)?;
     let params = parse_args(export.params(), &call_args)
         .with_context(|| format!("bad arguments for `{instance_name}#{func}`"))?;
-    let (instance_name, func) = (export.instance().to_string(), export.name().to_string());
+    let (instance_name, func) = (export.interface().to_string(), export.name().to_string());
 
     // The first call shows the result (and fails fast on a bad setup).
     let first = target.call_values(&instance_name, &func, &params).await?;
@@ -145,6 +145,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         format_vals(&first)
     );
 
+    let started = Instant::now();
     let latencies = call_many(
         &target,
         &instance_name,
@@ -154,14 +155,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.concurrency,
     )
     .await;
-    report(&config, &host, &latencies, args.count, args.concurrency);
+    let elapsed = started.elapsed();
+    report(&config, &host, &latencies, elapsed, args.count, args.concurrency);
     Ok(())
 }
 
 /// Calls the export `count` times with `concurrency` calls in flight; returns the
 /// latency of every successful call, printing failures.
 async fn call_many(
-    target: &Arc<Instance>,
+    target: &Arc<Component>,
     instance: &str,
     func: &str,
     params: &[Val],
@@ -216,7 +218,14 @@ async fn call_many(
     all
 }
 
-fn report(config: &HostConfig, host: &Host, latencies: &[Duration], count: u64, concurrency: u64) {
+fn report(
+    config: &HostConfig,
+    host: &Host,
+    latencies: &[Duration],
+    elapsed: Duration,
+    count: u64,
+    concurrency: u64,
+) {
     let mut sorted = latencies.to_vec();
     sorted.sort_unstable();
     let pick = |q: f64| -> String {
@@ -226,8 +235,9 @@ fn report(config: &HostConfig, host: &Host, latencies: &[Duration], count: u64, 
         let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
         format!("{:?}", sorted[i])
     };
+    let throughput = latencies.len() as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     println!(
-        "{count} calls, concurrency {concurrency}, transport `{}`: p50 {} p90 {} p99 {} max {}",
+        "{count} calls, concurrency {concurrency}, transport `{}`: p50 {} p90 {} p99 {} max {}, {throughput:.0} calls/s",
         config.transport,
         pick(0.5),
         pick(0.9),

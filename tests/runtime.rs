@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wrpc_ring::host::{ByteSize, CallContext, HostConfig, TransportKind};
-use wrpc_ring::runtime::{Instance, Runtime, Serving};
+use wrpc_ring::runtime::{Component, Runtime, Serving};
 use wrpc_transport::InvokeExt as _;
 
 use common::nats::NatsServer;
@@ -35,7 +35,7 @@ impl TestHost {
     /// (`(source, interface, target)`), and lets the test call as `test`.
     async fn start(config: HostConfig, components: &[(&str, &str)], links: &[(&str, &str, &str)]) -> Self {
         let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-        let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
+        let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
         let mut serving = Vec::new();
         for (id, file) in components {
             let instance = runtime.load_file(id, wasm(file)).unwrap();
@@ -178,7 +178,7 @@ async fn a_trap_is_an_abort_with_the_trap_message() {
     assert!(msg.contains("wasm trap") || msg.contains("unreachable"), "{msg}");
 }
 
-/// `Instance::call` directly: params from a transport's incoming stream, results to
+/// `Component::call` directly: params from a transport's incoming stream, results to
 /// its outgoing stream, over a ring served by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_call_streams_params_and_results_over_a_ring() {
@@ -187,8 +187,8 @@ async fn instance_call_streams_params_and_results_over_a_ring() {
 
     let config = config(TransportKind::Ring, None);
     let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-    let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
-    let greeter: std::sync::Arc<Instance> = runtime.load_file("greeter", wasm("greeter")).unwrap();
+    let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let greeter: std::sync::Arc<Component> = runtime.load_file("greeter", wasm("greeter")).unwrap();
     assert!(greeter.export(GREETER, "greet").is_ok());
     let err = greeter.export(GREETER, "shout").unwrap_err().to_string();
     assert!(err.contains("greeter") && err.contains("greet"), "{err}");
@@ -215,7 +215,7 @@ async fn instance_call_streams_params_and_results_over_a_ring() {
 async fn a_bad_component_is_a_clear_error() {
     let config = config(TransportKind::Ring, None);
     let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-    let runtime = Runtime::new(dispatcher, &config.limits).unwrap();
+    let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
     let err = runtime.load("junk", b"not wasm").unwrap_err();
     assert!(
         format!("{err:#}").contains("`junk` is not a valid WebAssembly component"),

@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// The default `limits.max_queued`.
+pub const DEFAULT_MAX_QUEUED: usize = 1024;
+
+/// The longest `limits.invocation_timeout` accepted: 30 days.
+pub const MAX_INVOCATION_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The prefix of every environment variable that overrides a config key.
 pub const ENV_PREFIX: &str = "WRPC_RING_";
 
@@ -179,6 +185,10 @@ pub struct LimitsConfig {
     pub invocation_timeout: Duration,
     /// Calls one component may serve at once.
     pub max_instances: usize,
+    /// Calls that may wait, per served function, while the component serves
+    /// `max_instances` others; a call beyond it fails at once as overloaded. Bounds the
+    /// memory a flood of calls can hold (their parameters) on the `ring` transport.
+    pub max_queued: usize,
     /// The most linear memory one component instance may grow to.
     #[serde(deserialize_with = "de_size")]
     pub max_memory: ByteSize,
@@ -189,9 +199,105 @@ impl Default for LimitsConfig {
         Self {
             invocation_timeout: Duration::from_secs(10),
             max_instances: 100,
+            max_queued: DEFAULT_MAX_QUEUED,
             max_memory: ByteSize(256 << 20),
         }
     }
+}
+
+/// `pagemap_scan` of the pooling allocator: whether resetting a slot asks the kernel
+/// (Linux ≥ 6.7, `PAGEMAP_SCAN`) which kept-resident pages were dirtied, and resets
+/// only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PagemapScan {
+    /// Use it when the kernel has it.
+    #[default]
+    Auto,
+    /// Require it: the engine fails to build on a kernel without it.
+    Yes,
+    /// Never: reset every kept-resident page.
+    No,
+}
+
+/// `[runtime]`: the wasmtime engine and its pooling instance allocator.
+///
+/// The defaults are the fastest measured on this project's benchmarks for a fresh
+/// instance per call (`docs/benchmarks.md`, "Instantiation levers").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Instances (and memories, tables) the pooling allocator reserves slots for,
+    /// across all components; a call beyond it fails to instantiate.
+    pub pooled_instances: u32,
+    /// Bytes of each linear memory kept resident between instances and reset with a
+    /// `memset` (or, with `pagemap_scan`, only the dirtied pages) instead of
+    /// `madvise`.
+    #[serde(deserialize_with = "de_size")]
+    pub linear_memory_keep_resident: ByteSize,
+    /// Bytes of each table kept resident, as for memories.
+    #[serde(deserialize_with = "de_size")]
+    pub table_keep_resident: ByteSize,
+    /// Bytes of each async fiber stack kept resident (matters only with stack
+    /// zeroing, which this host does not turn on).
+    #[serde(deserialize_with = "de_size")]
+    pub async_stack_keep_resident: ByteSize,
+    /// Reset only the kept-resident pages that were written (`auto`, `yes`, `no`).
+    pub pagemap_scan: PagemapScan,
+    /// Slots whose memory is decommitted together in one batch (1: at once).
+    pub decommit_batch_size: usize,
+    /// Unused slots kept warm (with their memory image) for reuse.
+    pub max_unused_warm_slots: u32,
+    /// wasmtime's component-model concurrency machinery (`Config::concurrency_support`).
+    /// Off by default: no component this host can serve uses component-model-async,
+    /// and it makes every call slower.
+    pub concurrency_support: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            pooled_instances: 1000,
+            linear_memory_keep_resident: ByteSize(1 << 20),
+            table_keep_resident: ByteSize(64 << 10),
+            async_stack_keep_resident: ByteSize(0),
+            pagemap_scan: PagemapScan::Auto,
+            decommit_batch_size: 1,
+            max_unused_warm_slots: 100,
+            concurrency_support: false,
+        }
+    }
+}
+
+/// Where the calls of a component get their instance: `instances` of a `[[component]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// A fresh instance for every call: no call sees another's state (wasmCloud 1.x).
+    #[default]
+    Fresh,
+    /// Warm instances kept in a bounded pool and reused, up to `max_uses` calls each:
+    /// faster, but a call sees the guest state that earlier calls left behind. An
+    /// instance whose call trapped (or ran past its time or memory limit) is thrown
+    /// away.
+    Reuse,
+}
+
+impl InstanceMode {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fresh => "fresh",
+            Self::Reuse => "reuse",
+        }
+    }
+}
+
+/// The default `max_uses` of a `[[component]]` with `instances = "reuse"`.
+pub const DEFAULT_MAX_USES: u32 = 1000;
+
+fn default_max_uses() -> u32 {
+    DEFAULT_MAX_USES
 }
 
 /// A `[[component]]`: a WebAssembly component this host runs.
@@ -202,6 +308,33 @@ pub struct ComponentConfig {
     pub id: String,
     /// The `.wasm` file, relative to the config file.
     pub path: std::path::PathBuf,
+    /// `fresh` (default: an instance per call) or `reuse` (warm instances).
+    #[serde(default)]
+    pub instances: InstanceMode,
+    /// With `instances = "reuse"`: the most calls one instance serves before it is
+    /// replaced by a fresh one.
+    #[serde(default = "default_max_uses")]
+    pub max_uses: u32,
+}
+
+impl ComponentConfig {
+    /// A component `id` loaded from `path`, with a fresh instance per call.
+    pub fn new(id: impl Into<String>, path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            id: id.into(),
+            path: path.into(),
+            instances: InstanceMode::Fresh,
+            max_uses: DEFAULT_MAX_USES,
+        }
+    }
+
+    /// The same component with `instances = "reuse"`, up to `max_uses` calls each.
+    #[must_use]
+    pub fn reuse(mut self, max_uses: u32) -> Self {
+        self.instances = InstanceMode::Reuse;
+        self.max_uses = max_uses;
+        self
+    }
 }
 
 fn default_link_name() -> String {
@@ -269,6 +402,8 @@ pub struct HostConfig {
     pub nats: NatsConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[runtime]`: the wasmtime engine.
+    pub runtime: RuntimeConfig,
     /// `[[component]]`: the components this host runs.
     pub component: Vec<ComponentConfig>,
     /// `[[link]]`: where their imports go.
@@ -285,6 +420,7 @@ impl Default for HostConfig {
             ring: RingConfig::default(),
             nats: NatsConfig::default(),
             limits: LimitsConfig::default(),
+            runtime: RuntimeConfig::default(),
             component: Vec::new(),
             link: Vec::new(),
             entry: None,
@@ -402,6 +538,10 @@ impl HostConfig {
                     self.limits.invocation_timeout = parse_duration(&value).map_err(env_err)?
                 }
                 "MAX_MEMORY" => self.limits.max_memory = value.parse().map_err(env_err)?,
+                "MAX_QUEUED" => {
+                    self.limits.max_queued =
+                        value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
+                }
                 "MAX_INSTANCES" => {
                     self.limits.max_instances =
                         value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
@@ -453,11 +593,47 @@ impl HostConfig {
         if self.limits.max_instances == 0 {
             return invalid("limits.max_instances", "must be at least 1");
         }
+        if self.limits.max_queued == 0 {
+            return invalid("limits.max_queued", "must be at least 1");
+        }
         if self.limits.invocation_timeout.is_zero() {
             return invalid("limits.invocation_timeout", "must be longer than zero");
         }
+        if self.limits.invocation_timeout > MAX_INVOCATION_TIMEOUT {
+            return invalid(
+                "limits.invocation_timeout",
+                "must be at most 720h (30 days): a deadline further away cannot be represented on every platform",
+            );
+        }
         if self.limits.max_memory.0 < 64 * 1024 {
             return invalid("limits.max_memory", "must be at least one wasm page (64KiB)");
+        }
+        if self.runtime.pooled_instances == 0 {
+            return invalid("runtime.pooled_instances", "must be at least 1");
+        }
+        if self.runtime.decommit_batch_size == 0 {
+            return invalid("runtime.decommit_batch_size", "must be at least 1");
+        }
+        for (key, size) in [
+            (
+                "runtime.linear_memory_keep_resident",
+                self.runtime.linear_memory_keep_resident,
+            ),
+            ("runtime.table_keep_resident", self.runtime.table_keep_resident),
+            (
+                "runtime.async_stack_keep_resident",
+                self.runtime.async_stack_keep_resident,
+            ),
+        ] {
+            if size.0 > self.limits.max_memory.0.max(1 << 30) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!(
+                        "{} bytes is more than limits.max_memory ({} bytes) and more than 1GiB",
+                        size.0, self.limits.max_memory.0
+                    ),
+                });
+            }
         }
         let mut ids = std::collections::HashSet::new();
         for component in &self.component {
@@ -465,6 +641,12 @@ impl HostConfig {
                 return Err(ConfigError::Invalid {
                     key: "component.id",
                     message: format!("`{}` must be a non-empty NATS subject token", component.id),
+                });
+            }
+            if component.instances == InstanceMode::Reuse && component.max_uses == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "component.max_uses",
+                    message: format!("`{}`: must be at least 1", component.id),
                 });
             }
             if !ids.insert(component.id.as_str()) {
@@ -512,7 +694,7 @@ impl HostConfig {
 }
 
 /// The environment variables [`HostConfig::apply_env`] reads.
-pub const ENV_VARS: [&str; 8] = [
+pub const ENV_VARS: [&str; 9] = [
     "WRPC_RING_TRANSPORT",
     "WRPC_RING_LATTICE",
     "WRPC_RING_RING_CAPACITY",
@@ -520,5 +702,6 @@ pub const ENV_VARS: [&str; 8] = [
     "WRPC_RING_NATS_URL",
     "WRPC_RING_INVOCATION_TIMEOUT",
     "WRPC_RING_MAX_INSTANCES",
+    "WRPC_RING_MAX_QUEUED",
     "WRPC_RING_MAX_MEMORY",
 ];

@@ -1,117 +1,33 @@
 //! The dispatcher: routes each call to the local transport or to NATS.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures::StreamExt as _;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
-use wrpc_transport::{Invoke, Serve};
+use wrpc_transport::Invoke;
 
 use super::config::{HostConfig, LimitsConfig, TransportKind};
-use super::local::{Invocations, LocalTransport};
-use super::metrics::{CallRecord, Metrics, MetricsSnapshot};
+use super::local::LocalTransport;
+use super::metrics::{Metrics, MetricsSnapshot};
 use super::nats::NatsLink;
-use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing, Deadline, ServeOutgoing};
+use super::record::RecordPool;
+use super::routing::{CallContext, LocalComponent, RoutingTable, unversioned};
+use super::server::{ComponentServer, ServerKind};
+use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing};
 use crate::Headers;
-
-/// The link name used when a call names none, as in wasmCloud.
-pub const DEFAULT_LINK_NAME: &str = "default";
-
-/// The header carrying the calling component's id to the callee.
-pub const SOURCE_ID_HEADER: &str = "source-id";
-
-/// The header carrying the link name the caller called through.
-pub const LINK_NAME_HEADER: &str = "link-name";
-
-/// Who is calling, and through which link: the [`Dispatcher`]'s invocation context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallContext {
-    source: Arc<str>,
-    link_name: Option<Arc<str>>,
-}
-
-impl CallContext {
-    /// A call from component `source` through the default link.
-    pub fn new(source: impl Into<Arc<str>>) -> Self {
-        Self {
-            source: source.into(),
-            link_name: None,
-        }
-    }
-
-    /// The same call through link `name`.
-    #[must_use]
-    pub fn with_link_name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.link_name = Some(name.into());
-        self
-    }
-
-    /// The calling component.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    /// The link name (`"default"` unless set).
-    pub fn link_name(&self) -> &str {
-        self.link_name.as_deref().unwrap_or(DEFAULT_LINK_NAME)
-    }
-}
-
-/// `interface` without its `@version`, the form links are keyed by.
-fn unversioned(interface: &str) -> &str {
-    interface.split_once('@').map_or(interface, |(name, _)| name)
-}
-
-/// A component served in this host.
-#[derive(Debug, Clone)]
-struct LocalComponent {
-    /// The local transport under this component's prefix (`None` with `transport = "nats"`).
-    transport: Option<LocalTransport>,
-    /// Calls the component may serve at once (`limits.max_instances`).
-    permits: Arc<Semaphore>,
-}
-
-/// Interface (unversioned) → target component, for one source and link name.
-type Targets = HashMap<Arc<str>, Arc<str>>;
-
-/// The routing table; replaced as a whole on every change, so that a call holds a
-/// consistent snapshot without holding any lock.
-#[derive(Debug, Clone, Default)]
-struct Routes {
-    /// source → link name → interface (unversioned) → target component.
-    links: HashMap<Arc<str>, HashMap<Arc<str>, Targets>>,
-    local: HashMap<Arc<str>, LocalComponent>,
-}
-
-impl Routes {
-    fn resolve(&self, cx: &CallContext, instance: &str) -> anyhow::Result<&Arc<str>> {
-        self.links
-            .get(cx.source())
-            .and_then(|by_name| by_name.get(cx.link_name()))
-            .and_then(|by_interface| by_interface.get(unversioned(instance)))
-            .with_context(|| {
-                format!(
-                    "no link from component `{}` for interface `{instance}` on link `{}`",
-                    cx.source(),
-                    cx.link_name()
-                )
-            })
-    }
-}
 
 struct Inner {
     lattice: String,
     limits: LimitsConfig,
     /// The local transport with the empty prefix, or `None` for `transport = "nats"`.
     local: Option<LocalTransport>,
-    routes: RwLock<Arc<Routes>>,
+    routes: RwLock<Arc<RoutingTable>>,
     nats: Option<NatsLink>,
     metrics: Arc<Metrics>,
+    records: RecordPool,
 }
 
 /// Routes each invocation to the component that serves it: over the configured local
@@ -186,6 +102,7 @@ impl Dispatcher {
             Some(url) => Some(NatsLink::connect(url).await?),
             None => None,
         };
+        let metrics = Arc::<Metrics>::default();
         Ok(Self {
             inner: Arc::new(Inner {
                 lattice: config.lattice.clone(),
@@ -193,7 +110,8 @@ impl Dispatcher {
                 local: LocalTransport::from_config(config),
                 routes: RwLock::default(),
                 nats,
-                metrics: Arc::default(),
+                records: RecordPool::new(metrics.clone()),
+                metrics,
             }),
         })
     }
@@ -211,7 +129,7 @@ impl Dispatcher {
         format!("{}.{component}", self.inner.lattice)
     }
 
-    fn routes(&self) -> Arc<Routes> {
+    fn routes(&self) -> Arc<RoutingTable> {
         self.inner
             .routes
             .read()
@@ -219,7 +137,7 @@ impl Dispatcher {
             .clone()
     }
 
-    fn update(&self, change: impl FnOnce(&mut Routes)) {
+    fn update(&self, change: impl FnOnce(&mut RoutingTable)) {
         let mut routes = self.inner.routes.write().unwrap_or_else(PoisonError::into_inner);
         change(Arc::make_mut(&mut routes));
     }
@@ -280,7 +198,7 @@ impl Dispatcher {
     /// If no link matches, naming the caller, the interface and the link name.
     pub fn route(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(String, TransportKind)> {
         let routes = self.routes();
-        let target = routes.resolve(cx, instance)?;
+        let (_, target) = routes.resolve(cx, instance)?;
         let kind = match routes.local.get(target).and_then(|c| c.transport.as_ref()) {
             Some(local) => local.kind(),
             None => TransportKind::Nats,
@@ -369,10 +287,7 @@ impl Dispatcher {
             map
         });
         let (o, i) = client.invoke(headers, instance, func, params, paths).await?;
-        Ok((
-            AnyOutgoing::NatsParams(Box::new(o)),
-            AnyIncoming::Nats(Box::new(i)),
-        ))
+        Ok((AnyOutgoing::NatsParams(Box::new(o)), AnyIncoming::nats(i)))
     }
 }
 
@@ -392,9 +307,11 @@ impl Invoke for Dispatcher {
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
-        let start = Instant::now();
         let routes = self.routes();
-        let target = routes.resolve(&cx, instance)?.clone();
+        let (interface, target) = match routes.resolve(&cx, instance) {
+            Ok((interface, target)) => (interface.clone(), target.clone()),
+            Err(err) => return Err(err),
+        };
         let local = routes.local.get(&target).and_then(|c| c.transport.clone());
         drop(routes);
         let kind = local.as_ref().map_or(TransportKind::Nats, LocalTransport::kind);
@@ -406,39 +323,43 @@ impl Invoke for Dispatcher {
             function = func,
             transport = kind.as_str(),
         );
-        let record = Arc::new(CallRecord::new(self.inner.metrics.clone(), kind, start));
-        let mut headers = Headers::new();
-        headers.insert(SOURCE_ID_HEADER, cx.source().to_string());
-        headers.insert(LINK_NAME_HEADER, cx.link_name().to_string());
-        let what: Arc<str> = format!("call of `{instance}#{func}` on component `{target}`").into();
         let timeout = self.inner.limits.invocation_timeout;
+        let record = self.inner.records.start(kind, timeout, &target, &interface);
+        let headers = Some(cx.headers().clone());
         let paths = paths.as_ref();
         let call = async {
             match &local {
-                Some(local) => local.invoke(Some(headers), instance, func, params, paths).await,
+                Some(local) => local.invoke(headers, instance, func, params, paths).await,
                 None => {
-                    self.invoke_nats(&target, Some(headers), instance, func, params, paths)
+                    self.invoke_nats(&target, headers, instance, func, params, paths)
                         .await
                 }
             }
         };
-        let result = tokio::time::timeout(timeout, call).instrument(span).await;
+        // The call's one deadline: the record's, which its streams keep to.
+        let result = match record.deadline() {
+            Some(deadline) => tokio::time::timeout_at(deadline, call).instrument(span).await,
+            None => Ok(call.instrument(span).await),
+        };
         match result {
             Ok(Ok((outgoing, incoming))) => {
-                let remaining = timeout - start.elapsed().min(timeout);
-                let outgoing = CallOutgoing::new(outgoing, what.clone(), record.clone());
+                record.started();
                 Ok((
-                    outgoing,
-                    CallIncoming::new(incoming, Deadline::new(remaining, what), record),
+                    CallOutgoing::new(outgoing, record.clone()),
+                    CallIncoming::new(incoming, record),
                 ))
             }
             Ok(Err(err)) => {
                 record.failed();
-                Err(err.context(format!("{what} over {kind} failed")))
+                Err(err.context(format!(
+                    "call of `{instance}#{func}` on component `{target}` over {kind} failed"
+                )))
             }
             Err(_) => {
                 record.failed();
-                anyhow::bail!("{what} over {kind} timed out after {timeout:?} (limits.invocation_timeout)")
+                anyhow::bail!(
+                    "call of `{instance}#{func}` on component `{target}` over {kind} timed out after {timeout:?} (limits.invocation_timeout)"
+                )
             }
         }
     }
@@ -451,94 +372,5 @@ impl fmt::Debug for Dispatcher {
             .field("transport", &self.transport())
             .field("nats", &self.inner.nats.as_ref().map(NatsLink::url))
             .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone)]
-enum ServerKind {
-    Local(LocalTransport),
-    /// The wRPC client serving under the component's prefix, and the connection it
-    /// uses (to confirm subscriptions with the server).
-    Nats(wrpc_transport_nats::Client, async_nats::Client),
-}
-
-fn headers_from_nats(map: &async_nats::HeaderMap) -> Headers {
-    let mut headers = Headers::new();
-    for (name, values) in map.iter() {
-        for value in values {
-            headers.append(name.to_string(), value.as_str().to_string());
-        }
-    }
-    headers
-}
-
-/// Serves one component's exports on one transport, applying the component's
-/// concurrency limit: an invocation is handed out only with one of the component's
-/// `max_instances` permits, held until the handler drops its results writer.
-///
-/// Its context is the caller's headers (`source-id`, `link-name`, …).
-#[derive(Debug, Clone)]
-pub struct ComponentServer {
-    kind: ServerKind,
-    permits: Arc<Semaphore>,
-}
-
-impl ComponentServer {
-    /// The transport this server receives calls over.
-    pub fn transport(&self) -> TransportKind {
-        match &self.kind {
-            ServerKind::Local(t) => t.kind(),
-            ServerKind::Nats(..) => TransportKind::Nats,
-        }
-    }
-}
-
-impl Serve for ComponentServer {
-    type Context = Option<Headers>;
-    type Outgoing = ServeOutgoing;
-    type Incoming = AnyIncoming;
-
-    async fn serve(
-        &self,
-        instance: &str,
-        func: &str,
-        paths: impl Into<Arc<[Box<[Option<usize>]>]>> + Send,
-    ) -> anyhow::Result<
-        impl futures::Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>>
-        + Send
-        + 'static,
-    > {
-        let paths = paths.into();
-        let invocations: Invocations = match &self.kind {
-            ServerKind::Local(t) => t.serve(instance, func, paths).await?,
-            ServerKind::Nats(client, nats) => {
-                let invocations = client.serve(instance, func, paths).await?;
-                // Wait until the server has the subscription, so that a call made right
-                // after `serve` returns finds a responder.
-                super::nats::confirm_subscriptions(nats).await?;
-                Box::pin(invocations.map(|item| {
-                    item.map(|(cx, o, i)| {
-                        let headers = cx.headers.map(|map| headers_from_nats(&map));
-                        (
-                            headers,
-                            AnyOutgoing::NatsResults(Box::new(o)),
-                            AnyIncoming::Nats(Box::new(i)),
-                        )
-                    })
-                }))
-            }
-        };
-        let permits = self.permits.clone();
-        Ok(invocations.then(move |item| {
-            let permits = permits.clone();
-            async move {
-                let (cx, o, i) = item?;
-                let permit = permits
-                    .acquire_owned()
-                    .await
-                    .context("the component's server was shut down")?;
-                Ok((cx, ServeOutgoing::new(o, Some(permit)), i))
-            }
-        }))
     }
 }

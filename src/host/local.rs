@@ -13,7 +13,7 @@ use crate::baseline::{Duplex, Mpsc};
 use crate::{Headers, Ring, RingPool};
 
 /// A boxed stream of served invocations, whichever transport they came over.
-pub(crate) type Invocations =
+pub(crate) type LocalInvocations =
     Pin<Box<dyn Stream<Item = anyhow::Result<(Option<Headers>, AnyOutgoing, AnyIncoming)>> + Send + 'static>>;
 
 /// One of the in-process transports, addressed by one prefix.
@@ -30,7 +30,10 @@ impl LocalTransport {
     pub(crate) fn from_config(config: &HostConfig) -> Option<Self> {
         let capacity = usize::try_from(config.ring.capacity.0).unwrap_or(usize::MAX);
         Some(match config.transport {
-            TransportKind::Ring => Self::Ring(Ring::new(RingPool::new(capacity, config.ring.pool_idle))),
+            TransportKind::Ring => Self::Ring(
+                Ring::new(RingPool::new(capacity, config.ring.pool_idle))
+                    .with_max_queued(config.limits.max_queued),
+            ),
             TransportKind::Duplex => Self::Duplex(Duplex::new(capacity)),
             TransportKind::Mpsc => Self::Mpsc(Mpsc::new(capacity)),
             TransportKind::Nats => return None,
@@ -71,11 +74,11 @@ impl LocalTransport {
             }
             Self::Duplex(t) => {
                 let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
-                (AnyOutgoing::Frame(o), AnyIncoming::Frame(i))
+                (AnyOutgoing::Frame(o), AnyIncoming::frame(i))
             }
             Self::Mpsc(t) => {
                 let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
-                (AnyOutgoing::Frame(o), AnyIncoming::Frame(i))
+                (AnyOutgoing::Frame(o), AnyIncoming::frame(i))
             }
         })
     }
@@ -85,7 +88,7 @@ impl LocalTransport {
         instance: &str,
         func: &str,
         paths: Arc<[Box<[Option<usize>]>]>,
-    ) -> anyhow::Result<Invocations> {
+    ) -> anyhow::Result<LocalInvocations> {
         Ok(match self {
             Self::Ring(t) => Box::pin(
                 t.serve(instance, func, paths)
@@ -95,12 +98,12 @@ impl LocalTransport {
             Self::Duplex(t) => Box::pin(
                 t.serve(instance, func, paths)
                     .await?
-                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Frame(o), AnyIncoming::Frame(i)))),
+                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Frame(o), AnyIncoming::frame(i)))),
             ),
             Self::Mpsc(t) => Box::pin(
                 t.serve(instance, func, paths)
                     .await?
-                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Frame(o), AnyIncoming::Frame(i)))),
+                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Frame(o), AnyIncoming::frame(i)))),
             ),
         })
     }

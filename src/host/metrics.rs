@@ -1,9 +1,9 @@
-//! Per-transport call metrics: calls, errors and a latency histogram.
+//! Per-transport call metrics: calls, errors, cancelled calls and a latency
+//! histogram.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::config::TransportKind;
 
@@ -15,6 +15,7 @@ const BUCKETS: usize = 28;
 struct Counters {
     calls: AtomicU64,
     errors: AtomicU64,
+    cancelled: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
 }
 
@@ -29,11 +30,18 @@ fn index(kind: TransportKind) -> usize {
 }
 
 impl Metrics {
-    pub(crate) fn record(&self, kind: TransportKind, elapsed: Duration, failed: bool) {
+    pub(crate) fn record(&self, kind: TransportKind, elapsed: Duration, outcome: Outcome) {
         let counters = &self.by_transport[index(kind)];
         counters.calls.fetch_add(1, Ordering::Relaxed);
-        if failed {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Failed => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Cancelled => {
+                counters.cancelled.fetch_add(1, Ordering::Relaxed);
+                return; // a cancelled call's duration says nothing about the path
+            }
         }
         let micros = elapsed.as_micros().max(1);
         let bucket = (u128::BITS - micros.leading_zeros()) as usize; // ⌈log2⌉ + 1
@@ -49,6 +57,7 @@ impl Metrics {
                     transport: *kind,
                     calls: c.calls.load(Ordering::Relaxed),
                     errors: c.errors.load(Ordering::Relaxed),
+                    cancelled: c.cancelled.load(Ordering::Relaxed),
                     latency_buckets: std::array::from_fn(|i| c.buckets[i].load(Ordering::Relaxed)),
                 })
                 .collect(),
@@ -56,45 +65,16 @@ impl Metrics {
     }
 }
 
-/// One call in flight: recorded once, when the last of its streams is dropped.
-pub(crate) struct CallRecord {
-    metrics: Arc<Metrics>,
-    kind: TransportKind,
-    start: Instant,
-    failed: AtomicBool,
-}
-
-impl CallRecord {
-    pub(crate) fn new(metrics: Arc<Metrics>, kind: TransportKind, start: Instant) -> Self {
-        Self {
-            metrics,
-            kind,
-            start,
-            failed: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn failed(&self) {
-        self.failed.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for CallRecord {
-    fn drop(&mut self) {
-        self.metrics.record(
-            self.kind,
-            self.start.elapsed(),
-            self.failed.load(Ordering::Relaxed),
-        );
-    }
-}
-
-impl fmt::Debug for CallRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallRecord")
-            .field("transport", &self.kind)
-            .finish_non_exhaustive()
-    }
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Its results arrived.
+    Ok,
+    /// The invoke or a read or write of its streams failed (a timeout included).
+    Failed,
+    /// The caller gave up before any result arrived: it dropped the invoke, or its
+    /// streams before reading from them.
+    Cancelled,
 }
 
 /// Metrics of one transport at one moment.
@@ -107,6 +87,9 @@ pub struct TransportMetrics {
     pub calls: u64,
     /// Calls that failed: the invoke, or a read of their results.
     pub errors: u64,
+    /// Calls whose caller gave up before any result arrived (counted in `calls`, not
+    /// in `errors` nor in the latency histogram).
+    pub cancelled: u64,
     /// Bucket `i` counts calls that took under `2^i` µs (and at least `2^(i-1)`).
     pub latency_buckets: [u64; BUCKETS],
 }
@@ -149,8 +132,8 @@ impl fmt::Display for MetricsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<8} {:>10} {:>8} {:>10} {:>10}",
-            "path", "calls", "errors", "p50 <", "p99 <"
+            "{:<8} {:>10} {:>8} {:>10} {:>10} {:>10}",
+            "path", "calls", "errors", "cancelled", "p50 <", "p99 <"
         )?;
         for t in &self.transports {
             let q = |q| {
@@ -159,10 +142,11 @@ impl fmt::Display for MetricsSnapshot {
             };
             writeln!(
                 f,
-                "{:<8} {:>10} {:>8} {:>10} {:>10}",
+                "{:<8} {:>10} {:>8} {:>10} {:>10} {:>10}",
                 t.transport,
                 t.calls,
                 t.errors,
+                t.cancelled,
                 q(0.5),
                 q(0.99)
             )?;

@@ -3,23 +3,31 @@
 //!
 //! - `config`: [`HostConfig`], read from TOML with `WRPC_RING_*` overrides
 //!   (`docs/config.md` lists every key);
-//! - `dispatch`: [`Dispatcher`] (an `Invoke`) and [`ComponentServer`] (a `Serve`);
-//! - `local`, `nats`: the two paths; `streams`: their streams behind one type;
-//! - `metrics`: calls, errors and latency per transport.
+//! - `routing`: [`CallContext`] and the routing table (links, local components);
+//! - `dispatch`: [`Dispatcher`] (an `Invoke`): a call over the local transport or NATS;
+//! - `server`: [`ComponentServer`] (a `Serve`): a component's calls under its limits;
+//! - `local`, `nats`: the two paths; `streams`: their streams behind one type, and
+//!   the caller's and the callee's tracked streams;
+//! - `record`: one call's tracking (deadline, outcome), pooled;
+//! - `metrics`: calls, errors, cancelled calls and latency per transport.
 
 mod config;
 mod dispatch;
 mod local;
 mod metrics;
 mod nats;
+mod record;
+mod routing;
+mod server;
 mod streams;
 
 pub use self::config::{
-    ByteSize, ComponentConfig, ConfigError, ENV_PREFIX, ENV_VARS, EntryConfig, HostConfig, LimitsConfig,
-    LinkConfig, NatsConfig, RingConfig, TransportKind,
+    ByteSize, ComponentConfig, ConfigError, DEFAULT_MAX_QUEUED, DEFAULT_MAX_USES, ENV_PREFIX, ENV_VARS,
+    EntryConfig, HostConfig, InstanceMode, LimitsConfig, LinkConfig, MAX_INVOCATION_TIMEOUT, NatsConfig,
+    PagemapScan, RingConfig, RuntimeConfig, TransportKind,
 };
-pub use self::dispatch::{
-    CallContext, ComponentServer, DEFAULT_LINK_NAME, Dispatcher, LINK_NAME_HEADER, SOURCE_ID_HEADER,
-};
+pub use self::dispatch::Dispatcher;
 pub use self::metrics::{MetricsSnapshot, TransportMetrics};
-pub use self::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing, ServeOutgoing};
+pub use self::routing::{CallContext, DEFAULT_LINK_NAME, LINK_NAME_HEADER, SOURCE_ID_HEADER};
+pub use self::server::ComponentServer;
+pub use self::streams::{AnyIncoming, AnyOutgoing, Buffered, CallIncoming, CallOutgoing, ServeOutgoing};

@@ -1,19 +1,91 @@
 //! Byte streams of any of the host's transports behind one type, so that a caller (or a
-//! callee) does not care which path a call took.
+//! callee) does not care which path a call took; and the caller's and the callee's
+//! tracked streams, each one type whose trait impls are thin: the concerns of a call
+//! (its deadline, metrics, error context, concurrency permit) are fields, not layers,
+//! and `AsyncBufRead` (the ring's in-place read) and vectored writes pass through.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use wrpc_transport::Index;
 use wrpc_transport::frame;
 
-use super::metrics::CallRecord;
+use super::record::RecordRef;
 use crate::transport;
+
+/// The read buffer of a transport without one of its own (wRPC framing, NATS), for
+/// `AsyncBufRead`: allocated on the first buffered read only.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// A reader with a lazily allocated read buffer: `AsyncBufRead` for transports whose
+/// readers are only `AsyncRead`. Plain reads bypass the buffer once it is empty.
+#[derive(Debug)]
+pub struct Buffered<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    filled: usize,
+}
+
+impl<R> Buffered<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: Box::default(),
+            pos: 0,
+            filled: 0,
+        }
+    }
+
+    /// The reader inside.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Buffered<R> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos == this.filled {
+            return Pin::new(&mut this.inner).poll_read(cx, out);
+        }
+        let n = out.remaining().min(this.filled - this.pos);
+        out.put_slice(&this.buf[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncBufRead for Buffered<R> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        if this.pos == this.filled {
+            if this.buf.is_empty() {
+                this.buf = vec![0; READ_BUFFER].into_boxed_slice();
+            }
+            let mut read = ReadBuf::new(&mut this.buf);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+            this.filled = read.filled().len();
+            this.pos = 0;
+        }
+        Poll::Ready(Ok(&this.buf[this.pos..this.filled]))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.pos = (this.pos + amt).min(this.filled);
+    }
+}
+
+impl<R: Index<R>> Index<Self> for Buffered<R> {
+    fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
+        self.inner.index(path).map(Self::new)
+    }
+}
 
 /// The writing side of a call, whichever transport carries it.
 #[non_exhaustive]
@@ -34,9 +106,21 @@ pub enum AnyIncoming {
     /// Over rings.
     Ring(transport::Incoming),
     /// Over wRPC framing (the `duplex` and `mpsc` baselines).
-    Frame(frame::Incoming),
+    Frame(Buffered<frame::Incoming>),
     /// Over NATS.
-    Nats(Box<wrpc_transport_nats::Reader>),
+    Nats(Box<Buffered<wrpc_transport_nats::Reader>>),
+}
+
+impl AnyIncoming {
+    /// A reader of wRPC framing.
+    pub fn frame(incoming: frame::Incoming) -> Self {
+        Self::Frame(Buffered::new(incoming))
+    }
+
+    /// A reader of NATS.
+    pub fn nats(reader: wrpc_transport_nats::Reader) -> Self {
+        Self::Nats(Box::new(Buffered::new(reader)))
+    }
 }
 
 impl AnyOutgoing {
@@ -114,6 +198,18 @@ impl AsyncWrite for AnyOutgoing {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         each_outgoing!(self.get_mut(), w => Pin::new(w).poll_shutdown(cx))
     }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each_outgoing!(self.get_mut(), w => Pin::new(w).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        each_outgoing!(self, w => w.is_write_vectored())
+    }
 }
 
 impl Index<Self> for AnyOutgoing {
@@ -133,6 +229,16 @@ impl AsyncRead for AnyIncoming {
     }
 }
 
+impl AsyncBufRead for AnyIncoming {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        each_incoming!(self.get_mut(), r => Pin::new(r).poll_fill_buf(cx))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        each_incoming!(self.get_mut(), r => Pin::new(r).consume(amt))
+    }
+}
+
 impl Index<Self> for AnyIncoming {
     fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
         Ok(match self {
@@ -144,27 +250,48 @@ impl Index<Self> for AnyIncoming {
 }
 
 /// What a call's caller reads its results from: the transport's stream, held to the
-/// call's deadline, with the call's metrics recorded when the last of its streams is
-/// dropped.
+/// call's one deadline, the call's metrics recorded when the last of its streams is
+/// dropped. Reads in place (`AsyncBufRead`) where the transport can.
 ///
 /// # Errors
 ///
 /// Reads fail with [`TimedOut`](io::ErrorKind::TimedOut) once the invocation timeout
-/// has passed, naming the target and function.
+/// has passed, naming the target and interface; other read errors come from the
+/// transport, and mark the call failed.
 #[derive(Debug)]
 pub struct CallIncoming {
     inner: AnyIncoming,
-    deadline: Deadline,
-    record: std::sync::Arc<CallRecord>,
+    record: RecordRef,
+    /// The results root uses the record's timer; a sub-stream has its own, created
+    /// the first time one of its reads has to wait.
+    root: bool,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl CallIncoming {
-    pub(crate) fn new(inner: AnyIncoming, deadline: Deadline, record: std::sync::Arc<CallRecord>) -> Self {
+    pub(crate) fn new(inner: AnyIncoming, record: RecordRef) -> Self {
         Self {
             inner,
-            deadline,
             record,
+            root: true,
+            timer: None,
         }
+    }
+
+    /// `Ready` with the timeout error once the deadline has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if self.root {
+            ready!(self.record.poll_deadline(cx));
+        } else {
+            let Some(at) = self.record.deadline() else {
+                return Poll::Pending;
+            };
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            ready!(timer.as_mut().poll(cx));
+        }
+        Poll::Ready(self.record.timed_out())
     }
 }
 
@@ -172,17 +299,50 @@ impl AsyncRead for CallIncoming {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.record.answered();
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(Err(err)) => {
                 this.record.failed();
                 Poll::Ready(Err(err))
             }
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Pending => {
-                ready!(this.deadline.poll_expired(cx));
+            Poll::Pending => this.poll_expired(cx).map(Err),
+        }
+    }
+}
+
+impl AsyncBufRead for CallIncoming {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_fill_buf(cx) {
+            Poll::Ready(Ok(buf)) => {
+                this.record.answered();
+                Poll::Ready(Ok(buf))
+            }
+            Poll::Ready(Err(err)) => {
                 this.record.failed();
-                Poll::Ready(Err(this.deadline.error()))
+                Poll::Ready(Err(err))
+            }
+            Poll::Pending => {
+                if this.root {
+                    ready!(this.record.poll_deadline(cx));
+                    return Poll::Ready(Err(this.record.timed_out()));
+                }
+                let Some(at) = this.record.deadline() else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Err(this.record.timed_out()))
             }
         }
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        Pin::new(&mut self.get_mut().inner).consume(amt);
     }
 }
 
@@ -190,8 +350,9 @@ impl Index<Self> for CallIncoming {
     fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
         Ok(Self {
             inner: self.inner.index(path)?,
-            deadline: self.deadline.fresh(),
             record: self.record.clone(),
+            root: false,
+            timer: None,
         })
     }
 }
@@ -200,34 +361,31 @@ impl Index<Self> for CallIncoming {
 ///
 /// # Errors
 ///
-/// Write errors name the call (function and target component); over NATS, a call that
+/// Write errors name the call (interface and target component); over NATS, a call that
 /// no component answers fails with [`NotConnected`](io::ErrorKind::NotConnected) and
 /// says there were no responders.
 #[derive(Debug)]
 pub struct CallOutgoing {
     inner: AnyOutgoing,
-    what: std::sync::Arc<str>,
-    record: std::sync::Arc<CallRecord>,
+    record: RecordRef,
 }
 
 impl CallOutgoing {
-    pub(crate) fn new(
-        inner: AnyOutgoing,
-        what: std::sync::Arc<str>,
-        record: std::sync::Arc<CallRecord>,
-    ) -> Self {
-        Self { inner, what, record }
+    pub(crate) fn new(inner: AnyOutgoing, record: RecordRef) -> Self {
+        Self { inner, record }
     }
 
+    /// Names the call in an error (built only on error).
     fn explain<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match result {
             Poll::Ready(Err(err)) => {
                 self.record.failed();
+                let what = self.record.describe();
                 let nats = matches!(self.inner, AnyOutgoing::NatsParams(_));
                 let message = if nats && err.kind() == io::ErrorKind::NotConnected {
-                    format!("{}: no responders on NATS (nothing serves it)", self.what)
+                    format!("{what}: no responders on NATS (nothing serves it)")
                 } else {
-                    format!("{}: {err}", self.what)
+                    format!("{what}: {err}")
                 };
                 Poll::Ready(Err(io::Error::new(err.kind(), message)))
             }
@@ -254,13 +412,26 @@ impl AsyncWrite for CallOutgoing {
         let result = Pin::new(&mut this.inner).poll_shutdown(cx);
         this.explain(result)
     }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.explain(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 impl Index<Self> for CallOutgoing {
     fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
         Ok(Self {
             inner: self.inner.index(path)?,
-            what: self.what.clone(),
             record: self.record.clone(),
         })
     }
@@ -286,6 +457,15 @@ impl ServeOutgoing {
     pub fn abort(self, reason: impl Into<std::borrow::Cow<'static, str>>) {
         self.inner.abort(reason);
     }
+
+    /// Whether the caller is known to be gone (over rings: it dropped the call), so
+    /// that serving the call would be wasted.
+    pub(crate) fn is_caller_gone(&self) -> bool {
+        match &self.inner {
+            AnyOutgoing::Ring(outgoing) => outgoing.is_caller_gone(),
+            _ => false,
+        }
+    }
 }
 
 impl AsyncWrite for ServeOutgoing {
@@ -300,6 +480,18 @@ impl AsyncWrite for ServeOutgoing {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 impl Index<Self> for ServeOutgoing {
@@ -308,53 +500,6 @@ impl Index<Self> for ServeOutgoing {
             inner: self.inner.index(path)?,
             _permit: None,
         })
-    }
-}
-
-/// A call's deadline; the timer is only created once a read has to wait.
-#[derive(Debug)]
-pub(crate) struct Deadline {
-    at: Instant,
-    timeout: Duration,
-    what: std::sync::Arc<str>,
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-impl Deadline {
-    pub(crate) fn new(timeout: Duration, what: std::sync::Arc<str>) -> Self {
-        Self {
-            at: Instant::now() + timeout,
-            timeout,
-            what,
-            sleep: None,
-        }
-    }
-
-    fn fresh(&self) -> Self {
-        Self {
-            at: self.at,
-            timeout: self.timeout,
-            what: self.what.clone(),
-            sleep: None,
-        }
-    }
-
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let at = self.at;
-        self.sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)))
-            .as_mut()
-            .poll(cx)
-    }
-
-    fn error(&self) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "{} timed out after {:?} (limits.invocation_timeout)",
-                self.what, self.timeout
-            ),
-        )
     }
 }
 

@@ -1,39 +1,55 @@
-//! A component loaded once, with its exports resolved, instantiated fresh per call.
+//! A component loaded once, with its exports resolved and their fast-path shapes
+//! probed, and the instances its calls run in (fresh per call, or warm and reused).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
-use tokio::io::{AsyncRead, AsyncWrite};
+use futures::FutureExt as _;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceType, Val};
+use wasmtime::component::{
+    Component as WasmComponent, ComponentExportIndex, Func, InstancePre, Linker, LinkerInstance,
+    ResourceType, Val,
+};
 use wasmtime::{Engine, Store};
 use wrpc_transport::Index;
 
 use super::engine::EPOCH_TICK;
+use super::fast::{self, Failure, Shape};
+use super::serve::{GuardedOutgoing, ResultsSlot, describe, panic_message};
 use super::state::HostState;
-use crate::host::{Dispatcher, LimitsConfig};
+use crate::host::{AnyIncoming, Dispatcher, InstanceMode, LimitsConfig, ServeOutgoing};
 
 /// Host-defined resources shared with guests: none in this runtime.
 pub(crate) type HostResources = Arc<HashMap<Box<str>, HashMap<Box<str>, (ResourceType, ResourceType)>>>;
 
+/// Spare store data kept per component for the next fresh instance (see
+/// [`HostState::reset`]): enough for the calls that run at once on 2–8 cores.
+const SPARE_STATES: usize = 64;
+
 /// One function a component exports, resolved when the component is loaded.
 #[derive(Clone)]
 pub struct Export {
-    instance: Arc<str>,
+    interface: Arc<str>,
     name: Arc<str>,
+    /// The name wRPC serves it under (`[method]`/`[static]` prefixes stripped).
+    rpc_name: Arc<str>,
     index: ComponentExportIndex,
-    ty: ComponentFunc,
     params: Arc<[Type]>,
     results: Arc<[Type]>,
+    shape: Option<Shape>,
+    /// Where in the parameters async values (`wasi:io` streams) arrive.
+    paths: Arc<[Box<[Option<usize>]>]>,
 }
 
 impl Export {
-    /// The exporting instance (interface), e.g. `wrpc-ring:examples/greeter`; empty for
-    /// a function exported at the component's root.
-    pub fn instance(&self) -> &str {
-        &self.instance
+    /// The exporting interface, e.g. `wrpc-ring:examples/greeter`; empty for a function
+    /// exported at the component's root.
+    pub fn interface(&self) -> &str {
+        &self.interface
     }
 
     /// The function's name.
@@ -51,48 +67,105 @@ impl Export {
         &self.results
     }
 
-    pub(crate) fn ty(&self) -> &ComponentFunc {
-        &self.ty
+    /// The function's signature in WIT when it takes the typed fast path (e.g.
+    /// `(string) -> list<u8>`), `None` when it takes the `Val` path; see
+    /// `docs/runtime.md` for the shapes.
+    pub fn fast_path(&self) -> Option<String> {
+        self.shape.map(|shape| shape.to_string())
+    }
+
+    pub(crate) fn rpc_name(&self) -> &str {
+        &self.rpc_name
+    }
+
+    pub(crate) fn paths(&self) -> &Arc<[Box<[Option<usize>]>]> {
+        &self.paths
     }
 }
 
 impl fmt::Debug for Export {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.instance, self.name)
+        write!(f, "{}#{}", self.interface, self.name)
     }
 }
 
+/// An instance with its store, lent to one call at a time.
+struct Lease {
+    store: Store<HostState>,
+    instance: wasmtime::component::Instance,
+    /// Calls it has served.
+    uses: u32,
+}
+
 /// A WebAssembly component loaded into a [`Runtime`](super::Runtime): compiled and
-/// linked once, every export's index and types resolved at load time, and a fresh
-/// instance (from the pooling allocator) for every call.
+/// linked once, every export's index and types resolved at load time, its calls run
+/// in an instance from the pooling allocator.
+///
+/// # Instances
+///
+/// With [`InstanceMode::Fresh`] (the default) every call gets a fresh instance: no
+/// call can see what another left in the guest's memory. With
+/// [`InstanceMode::Reuse`] the component keeps up to `limits.max_instances` warm
+/// instances and lends one to each call, up to `max_uses` calls each: much faster, but
+/// guest state (globals, heap, anything a guest caches) survives from one call to the
+/// next, so it suits components written to serve many requests, as with `wasmtime
+/// serve`. An instance whose call trapped — including running past its time limit or
+/// memory limit — is thrown away and never serves again.
+///
+/// # Imports
 ///
 /// The component's imports that are not WASI are polyfilled through the host's
 /// [`Dispatcher`]: an import call goes to the component the host links it to, over the
 /// local transport or NATS. WASI p2 is linked for guests that need it.
 ///
+/// # Fast path
+///
+/// Exports and imports whose parameters and results are byte strings (`list<u8>`,
+/// `string`) or scalars in one of the shapes listed in `docs/runtime.md` are called
+/// through wasmtime's typed API and the wire format is encoded and decoded in place,
+/// with no `Val` per value; every other signature takes the `Val` path of
+/// `wrpc-runtime-wasmtime`. Both write the same bytes on the wire.
+///
+/// # Limits
+///
 /// Each call runs with the host's limits: its time (the invocation timeout, enforced by
 /// epoch interruption: a guest that runs too long traps) and its memory
 /// (`limits.max_memory`: a guest that grows beyond it traps).
-pub struct Instance {
+pub struct Component {
     pub(crate) id: Arc<str>,
     pre: InstancePre<HostState>,
     exports: Vec<Export>,
-    by_name: HashMap<(Arc<str>, Arc<str>), usize>,
+    /// interface → function → index in `exports`.
+    by_name: HashMap<Box<str>, HashMap<Box<str>, usize>>,
     pub(crate) io_streams: Arc<[ResourceType]>,
     pub(crate) host_resources: HostResources,
     dispatcher: Dispatcher,
     limits: LimitsConfig,
+    mode: InstanceMode,
+    max_uses: u32,
+    /// The epoch deadline of one call, in ticks.
+    ticks: u64,
+    warm: Mutex<Vec<Lease>>,
+    spare: Mutex<Vec<HostState>>,
 }
 
-impl Instance {
+/// How a component's calls get their instances: [`InstanceMode`] and `max_uses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Instances {
+    pub(crate) mode: InstanceMode,
+    pub(crate) max_uses: u32,
+}
+
+impl Component {
     pub(crate) fn load(
         engine: &Engine,
         dispatcher: &Dispatcher,
         limits: &LimitsConfig,
+        instances: Instances,
         id: &str,
         wasm: &[u8],
     ) -> anyhow::Result<Self> {
-        let component = Component::new(engine, wasm)
+        let component = WasmComponent::new(engine, wasm)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("`{id}` is not a valid WebAssembly component"))?;
         let mut linker = Linker::<HostState>::new(engine);
@@ -105,22 +178,15 @@ impl Instance {
             if name.starts_with("wasi:") {
                 continue; // provided by WASI p2 above
             }
-            wrpc_runtime_wasmtime::link_item(
-                engine,
-                &mut linker.root(),
-                Arc::<[ResourceType]>::from([]),
-                host_resources.clone(),
-                item,
-                "",
-                name,
-            )
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("failed to link import `{name}` of `{id}` to the dispatcher"))?;
+            link_import(engine, &mut linker, &host_resources, name, item)
+                .with_context(|| format!("failed to link import `{name}` of `{id}` to the dispatcher"))?;
         }
         let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to link `{id}`"))?;
+        let io_streams: Arc<[ResourceType]> =
+            wrpc_runtime_wasmtime::paths::wasi_io_stream_resources(engine, &ty).into();
 
         let mut exports = Vec::new();
         for (name, item) in ty.exports(engine) {
@@ -129,31 +195,35 @@ impl Instance {
                     let index = component
                         .get_export_index(None, name)
                         .context("export vanished")?;
-                    exports.push(export("", name, index, func));
+                    exports.push(export("", name, index, &func, &io_streams));
                 }
                 ComponentItem::ComponentInstance(instance) => {
-                    let instance_index = component
-                        .get_export_index(None, name)
-                        .context("export vanished")?;
+                    let instance_index = instance_index_of(&component, name)?;
                     for (func_name, item) in instance.exports(engine) {
                         if let ComponentItem::ComponentFunc(func) = item {
                             let index = component
                                 .get_export_index(Some(&instance_index), func_name)
                                 .context("export vanished")?;
-                            exports.push(export(name, func_name, index, func));
+                            exports.push(export(name, func_name, index, &func, &io_streams));
                         }
                     }
                 }
                 _ => {}
             }
         }
-        let by_name = exports
-            .iter()
-            .enumerate()
-            .map(|(i, e)| ((e.instance.clone(), e.name.clone()), i))
-            .collect();
-        let io_streams = wrpc_runtime_wasmtime::paths::wasi_io_stream_resources(engine, &ty).into();
-        Ok(Self {
+        let mut by_name: HashMap<Box<str>, HashMap<Box<str>, usize>> = HashMap::new();
+        for (i, e) in exports.iter().enumerate() {
+            by_name
+                .entry(e.interface.as_ref().into())
+                .or_default()
+                .insert(e.name.as_ref().into(), i);
+        }
+        let ticks = limits
+            .invocation_timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1);
+        let mut this = Self {
             id: id.into(),
             pre,
             exports,
@@ -162,7 +232,48 @@ impl Instance {
             host_resources,
             dispatcher: dispatcher.clone(),
             limits: limits.clone(),
-        })
+            mode: instances.mode,
+            max_uses: instances.max_uses.max(1),
+            ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
+            warm: Mutex::default(),
+            spare: Mutex::default(),
+        };
+        this.probe()?;
+        Ok(this)
+    }
+
+    /// Confirms each export's fast-path shape with wasmtime's own type check
+    /// (`Func::typed`) on one instance; a shape that does not check takes the `Val`
+    /// path. The instance then serves the first call in reuse mode.
+    fn probe(&mut self) -> anyhow::Result<()> {
+        if self.exports.iter().all(|e| e.shape.is_none()) {
+            return Ok(());
+        }
+        let mut store = self.new_store();
+        // Imports are async host functions, so only `instantiate_async` works; it needs
+        // no async runtime (no import runs while instantiating), and load time is
+        // blocking work anyway (compilation).
+        let instance = futures::executor::block_on(self.pre.instantiate_async(&mut store))
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("failed to instantiate `{}` to probe its exports", self.id))?;
+        for export in &mut self.exports {
+            let Some(shape) = export.shape else { continue };
+            let func = instance
+                .get_func(&mut store, export.index)
+                .context("export index does not resolve")?;
+            if !shape.probe(&func, &store) {
+                tracing::warn!(component = %self.id, export = ?export, %shape, "fast-path shape did not type-check; using the Val path");
+                export.shape = None;
+            }
+        }
+        if self.mode == InstanceMode::Reuse {
+            lock(&self.warm).push(Lease {
+                store,
+                instance,
+                uses: 0,
+            });
+        }
+        Ok(())
     }
 
     /// The component's id.
@@ -170,34 +281,44 @@ impl Instance {
         &self.id
     }
 
+    /// How its calls get their instances.
+    pub fn instance_mode(&self) -> InstanceMode {
+        self.mode
+    }
+
     /// Every function the component exports.
     pub fn exports(&self) -> &[Export] {
         &self.exports
     }
 
-    /// The export `func` of `instance` (a version suffix on `instance` is ignored if
+    /// The export `func` of `interface` (a version suffix on `interface` is ignored if
     /// the component exports it without one, and the other way round).
     ///
     /// # Errors
     ///
     /// Names the component and lists its exports when there is no such function.
-    pub fn export(&self, instance: &str, func: &str) -> anyhow::Result<&Export> {
-        let found = self
+    pub fn export(&self, interface: &str, func: &str) -> anyhow::Result<&Export> {
+        self.export_index(interface, func).map(|i| &self.exports[i])
+    }
+
+    fn export_index(&self, interface: &str, func: &str) -> anyhow::Result<usize> {
+        let base = |s: &str| s.split_once('@').map_or(s, |(b, _)| b).to_string();
+        let exact = self
             .by_name
-            .get(&(Arc::from(instance), Arc::from(func)))
-            .or_else(|| {
-                let base = |s: &str| s.split_once('@').map_or(s, |(b, _)| b).to_string();
-                self.exports
-                    .iter()
-                    .position(|e| &*e.name == func && base(&e.instance) == base(instance))
-                    .map(|i| &self.by_name[&(self.exports[i].instance.clone(), self.exports[i].name.clone())])
-            });
+            .get(interface)
+            .and_then(|funcs| funcs.get(func))
+            .copied();
+        let found = exact.or_else(|| {
+            self.exports
+                .iter()
+                .position(|e| &*e.name == func && base(&e.interface) == base(interface))
+        });
         match found {
-            Some(&i) => Ok(&self.exports[i]),
+            Some(i) => Ok(i),
             None => {
                 let known: Vec<_> = self.exports.iter().map(|e| format!("{e:?}")).collect();
                 anyhow::bail!(
-                    "component `{}` does not export `{instance}#{func}` (it exports: {})",
+                    "component `{}` does not export `{interface}#{func}` (it exports: {})",
                     self.id,
                     known.join(", ")
                 )
@@ -205,69 +326,105 @@ impl Instance {
         }
     }
 
-    /// A fresh store for one call, with the call's time and memory limits.
-    pub(crate) fn store(&self) -> Store<HostState> {
-        let max_memory = usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX);
-        let state = HostState::new(
-            self.dispatcher.clone(),
-            &self.id,
-            self.limits.invocation_timeout,
-            max_memory,
-        );
+    /// A store for one fresh instance, with the call's time and memory limits.
+    fn new_store(&self) -> Store<HostState> {
+        let state = lock(&self.spare).pop().unwrap_or_else(|| {
+            let max_memory = usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX);
+            HostState::new(self.dispatcher.clone(), &self.id, max_memory)
+        });
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        let ticks = self
-            .limits
-            .invocation_timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
         store
     }
 
-    /// A fresh store and instance, and `export`'s function in it.
-    async fn instantiate(
-        &self,
-        export: &Export,
-    ) -> anyhow::Result<(Store<HostState>, wasmtime::component::Func)> {
-        let mut store = self.store();
+    /// An instance for one call: a warm one (reuse mode) or a fresh one.
+    async fn lease(&self) -> anyhow::Result<Lease> {
+        if self.mode == InstanceMode::Reuse {
+            if let Some(mut lease) = lock(&self.warm).pop() {
+                lease.store.set_epoch_deadline(self.ticks);
+                return Ok(lease);
+            }
+        }
+        let mut store = self.new_store();
+        store.set_epoch_deadline(self.ticks);
         let instance = self
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to instantiate `{}`", self.id))?;
-        let func = instance
-            .get_func(&mut store, export.index)
-            .context("export index does not resolve")?;
-        Ok((store, func))
+        Ok(Lease {
+            store,
+            instance,
+            uses: 0,
+        })
     }
 
-    pub(crate) fn pre(&self) -> &InstancePre<HostState> {
-        &self.pre
+    /// Ends a call's use of `lease`: back to the warm pool if it may serve again
+    /// (`healthy`: the guest did not trap), otherwise dropped, its store data kept for
+    /// the next fresh instance.
+    fn finish(&self, mut lease: Lease, healthy: bool) {
+        lease.uses += 1;
+        if self.mode == InstanceMode::Reuse && healthy && lease.uses < self.max_uses {
+            let mut warm = lock(&self.warm);
+            if warm.len() < self.limits.max_instances {
+                warm.push(lease);
+                return;
+            }
+        }
+        let mut state = lease.store.into_data();
+        state.reset();
+        let mut spare = lock(&self.spare);
+        if spare.len() < SPARE_STATES {
+            spare.push(state);
+        }
     }
 
-    /// Calls export `func` of `instance` in a fresh instance, reading its parameters
-    /// from a transport's `incoming` stream and writing its results to `outgoing` —
-    /// the callee side of an invocation, as a wRPC server runs it (built on
-    /// `wrpc_runtime_wasmtime::call`).
-    ///
-    /// # Errors
-    ///
-    /// If there is no such export, the parameters do not decode, the guest traps
-    /// (including running past its time limit or memory limit), or the results cannot
-    /// be written. The error carries the trap message.
-    pub async fn call<I, O>(&self, instance: &str, func: &str, incoming: I, outgoing: O) -> anyhow::Result<()>
+    fn func(&self, lease: &mut Lease, export: &Export) -> anyhow::Result<Func> {
+        lease
+            .instance
+            .get_func(&mut lease.store, export.index)
+            .with_context(|| format!("export `{export:?}` of `{}` does not resolve", self.id))
+    }
+
+    fn failed(&self, export: &Export, err: &anyhow::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "`{}#{}` of `{}` failed: {}",
+            export.interface,
+            export.name,
+            self.id,
+            describe(err)
+        )
+    }
+
+    /// Calls `export` on the fast path: parameters from `rd`, results into `wr`.
+    async fn call_fast(
+        &self,
+        export: &Export,
+        shape: Shape,
+        rd: &mut fast::Rd,
+        wr: &mut fast::Wr,
+    ) -> anyhow::Result<()> {
+        let mut lease = self.lease().await?;
+        let func = self.func(&mut lease, export)?;
+        let result = fast::call_export(shape, &mut lease.store, func, rd, wr).await;
+        self.finish(lease, !matches!(result, Err(Failure::Guest(_))));
+        result.map_err(|failure| self.failed(export, &failure.into_error()))
+    }
+
+    /// Calls `export` on the `Val` path (`wrpc_runtime_wasmtime::call`).
+    async fn call_val<I, O>(&self, export: &Export, incoming: I, outgoing: O) -> anyhow::Result<()>
     where
         I: AsyncRead + Index<I> + Send + Sync + Unpin + 'static,
         O: AsyncWrite + Index<O> + Send + Sync + Unpin + 'static,
     {
-        let export = self.export(instance, func)?;
-        let (mut store, func) = self.instantiate(export).await?;
-        wrpc_runtime_wasmtime::call(
-            &mut store,
+        use wrpc_runtime_wasmtime::CallError;
+
+        let mut lease = self.lease().await?;
+        let func = self.func(&mut lease, export)?;
+        let result = wrpc_runtime_wasmtime::call(
+            &mut lease.store,
             incoming,
             outgoing,
             &[],
@@ -277,60 +434,295 @@ impl Instance {
             &export.results,
             func,
         )
-        .await
-        .map_err(|err| {
-            let err = anyhow::Error::from(err);
-            anyhow::anyhow!(
-                "`{}#{}` of `{}` failed: {}",
-                export.instance,
-                export.name,
-                self.id,
-                super::serve::describe(&err)
-            )
-        })
+        .await;
+        let trapped = matches!(result, Err(CallError::Call(_) | CallError::PostReturn(_)));
+        self.finish(lease, !trapped);
+        result.map_err(|err| self.failed(export, &anyhow::Error::from(err)))
     }
 
-    /// Calls export `func` of `instance` in a fresh instance with `params` directly,
-    /// without any transport (the host's own entry calls, and the benchmarks' floor).
-    /// The component's imports still go through the dispatcher.
+    /// Calls export `func` of `interface`, reading its parameters from a transport's
+    /// `incoming` stream and writing its results to `outgoing` — the callee side of an
+    /// invocation, as a wRPC server runs it.
+    ///
+    /// # Errors
+    ///
+    /// If there is no such export, the parameters do not decode, the guest traps
+    /// (including running past its time limit or memory limit), or the results cannot
+    /// be written. The error carries the trap message.
+    pub async fn call<I, O>(
+        &self,
+        interface: &str,
+        func: &str,
+        incoming: I,
+        mut outgoing: O,
+    ) -> anyhow::Result<()>
+    where
+        I: AsyncRead + Index<I> + Send + Sync + Unpin + 'static,
+        O: AsyncWrite + Index<O> + Send + Sync + Unpin + 'static,
+    {
+        let export = self.export(interface, func)?;
+        match export.shape {
+            Some(shape) => {
+                let mut incoming = BufReader::new(incoming);
+                self.call_fast(export, shape, &mut incoming, &mut outgoing).await
+            }
+            None => self.call_val(export, incoming, outgoing).await,
+        }
+    }
+
+    /// Calls export `func` of `interface` with `params` directly, without any
+    /// transport (the host's own entry calls, and the benchmarks' floor). The
+    /// component's imports still go through the dispatcher.
     ///
     /// # Errors
     ///
     /// As [`call`](Self::call), and if `params` do not match the export's types.
-    pub async fn call_values(&self, instance: &str, func: &str, params: &[Val]) -> anyhow::Result<Vec<Val>> {
-        let export = self.export(instance, func)?;
-        let (mut store, func) = self.instantiate(export).await?;
+    pub async fn call_values(&self, interface: &str, func: &str, params: &[Val]) -> anyhow::Result<Vec<Val>> {
+        let export = self.export(interface, func)?;
+        let mut lease = self.lease().await?;
+        let func = self.func(&mut lease, export)?;
         let mut results = vec![Val::Bool(false); export.results.len()];
-        func.call_async(&mut store, params, &mut results)
-            .await
-            .map_err(|err| {
-                let root = err.root_cause().to_string();
-                anyhow::anyhow!(
-                    "`{}#{}` of `{}` failed: {err}: {root}",
-                    export.instance,
-                    export.name,
-                    self.id
-                )
-            })?;
+        let result = func.call_async(&mut lease.store, params, &mut results).await;
+        self.finish(lease, result.is_ok());
+        result.map_err(|err| {
+            let root = err.root_cause().to_string();
+            anyhow::anyhow!(
+                "`{}#{}` of `{}` failed: {err}: {root}",
+                export.interface,
+                export.name,
+                self.id
+            )
+        })?;
         Ok(results)
     }
-}
 
-fn export(instance: &str, name: &str, index: ComponentExportIndex, ty: ComponentFunc) -> Export {
-    Export {
-        instance: instance.into(),
-        name: name.into(),
-        index,
-        params: ty.params().map(|(_, ty)| ty).collect(),
-        results: ty.results().collect(),
-        ty,
+    /// Serves one call of export `index` that arrived over a [`ComponentServer`]
+    /// (crate::host::ComponentServer), to its end: on a trap, an error or a panic the
+    /// caller's results stream is aborted with the reason. Runs on the call's own task.
+    pub(crate) async fn serve_call(
+        self: Arc<Self>,
+        index: usize,
+        mut outgoing: ServeOutgoing,
+        mut incoming: AnyIncoming,
+    ) {
+        let export = &self.exports[index];
+        let reason = match export.shape {
+            Some(shape) => {
+                let call = self.call_fast(export, shape, &mut incoming, &mut outgoing);
+                match AssertUnwindSafe(call).catch_unwind().await {
+                    Ok(Ok(())) => return,
+                    Ok(Err(err)) => format!("{err}"),
+                    Err(panic) => self.panicked(export, &*panic),
+                }
+            }
+            None => {
+                let slot = Arc::new(ResultsSlot::default());
+                let guarded = GuardedOutgoing::new(outgoing, slot.clone());
+                let call = self.call_val(export, incoming, guarded);
+                let reason = match AssertUnwindSafe(call).catch_unwind().await {
+                    Ok(Ok(())) => return,
+                    Ok(Err(err)) => format!("{err}"),
+                    Err(panic) => self.panicked(export, &*panic),
+                };
+                match slot.take() {
+                    Some(parked) => outgoing = parked,
+                    None => {
+                        tracing::debug!(%reason, "call failed after its results were closed");
+                        return;
+                    }
+                }
+                reason
+            }
+        };
+        tracing::debug!(%reason, "call failed");
+        outgoing.abort(reason);
+    }
+
+    fn panicked(&self, export: &Export, panic: &(dyn std::any::Any + Send)) -> String {
+        format!(
+            "`{export:?}` of component `{}`: the host panicked while serving the call: {}",
+            self.id,
+            panic_message(panic)
+        )
     }
 }
 
-impl fmt::Debug for Instance {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn instance_index_of(component: &WasmComponent, name: &str) -> anyhow::Result<ComponentExportIndex> {
+    component
+        .get_export_index(None, name)
+        .with_context(|| format!("export `{name}` vanished"))
+}
+
+/// wRPC's name for a function: resource prefixes (`[method]` …) stripped.
+fn rpc_name(name: &str) -> &str {
+    ["[constructor]", "[static]", "[method]"]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))
+        .unwrap_or(name)
+}
+
+fn export(
+    interface: &str,
+    name: &str,
+    index: ComponentExportIndex,
+    ty: &ComponentFunc,
+    io_streams: &[ResourceType],
+) -> Export {
+    let params: Arc<[Type]> = ty.params().map(|(_, ty)| ty).collect();
+    let results: Arc<[Type]> = ty.results().collect();
+    Export {
+        interface: interface.into(),
+        name: name.into(),
+        rpc_name: rpc_name(name).into(),
+        index,
+        shape: Shape::of(&params, &results),
+        paths: param_paths(&params, io_streams).into(),
+        params,
+        results,
+    }
+}
+
+/// Links import `name` (an interface, or a function at the root) to the dispatcher:
+/// fast-path functions with `func_wrap_async`, the rest with `wrpc_runtime_wasmtime`'s
+/// `Val` polyfill.
+fn link_import(
+    engine: &Engine,
+    linker: &mut Linker<HostState>,
+    host_resources: &HostResources,
+    name: &str,
+    item: ComponentItem,
+) -> anyhow::Result<()> {
+    let no_resources = || Arc::<[ResourceType]>::from([]);
+    match item {
+        ComponentItem::ComponentInstance(instance) => {
+            let mut linker = linker.instance(name).map_err(anyhow::Error::from)?;
+            for (func_name, item) in instance.exports(engine) {
+                match item {
+                    ComponentItem::ComponentFunc(func) => {
+                        link_function(&mut linker, host_resources, func, name, func_name)?;
+                    }
+                    item => wrpc_runtime_wasmtime::link_item(
+                        engine,
+                        &mut linker,
+                        no_resources(),
+                        host_resources.clone(),
+                        item,
+                        name,
+                        func_name,
+                    )
+                    .map_err(anyhow::Error::from)?,
+                }
+            }
+            Ok(())
+        }
+        ComponentItem::ComponentFunc(func) => {
+            link_function(&mut linker.root(), host_resources, func, "", name)
+        }
+        item => wrpc_runtime_wasmtime::link_item(
+            engine,
+            &mut linker.root(),
+            no_resources(),
+            host_resources.clone(),
+            item,
+            "",
+            name,
+        )
+        .map_err(anyhow::Error::from),
+    }
+}
+
+fn link_function(
+    linker: &mut LinkerInstance<'_, HostState>,
+    host_resources: &HostResources,
+    func: ComponentFunc,
+    interface: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
+    let results: Vec<Type> = func.results().collect();
+    match Shape::of(&params, &results) {
+        Some(shape) => super::import::link(linker, shape, interface.into(), name, rpc_name(name).into()),
+        None => wrpc_runtime_wasmtime::link_function(
+            linker,
+            Arc::<[ResourceType]>::from([]),
+            host_resources.clone(),
+            func,
+            interface,
+            name,
+        )
+        .map_err(anyhow::Error::from),
+    }
+}
+
+/// The paths below the parameters where async values arrive. Every parameter is an
+/// element of the top-level tuple (`Some(i)`); a list adds a wildcard (`None`) per
+/// level, a record or tuple its field's position, and `option`, `result` and
+/// variants add nothing. Without component-model-async the only async values are
+/// `wasi:io` streams (`io_streams`), which wRPC carries as `stream<u8>`.
+fn param_paths(params: &[Type], io_streams: &[ResourceType]) -> Vec<Box<[Option<usize>]>> {
+    fn walk(
+        ty: &Type,
+        io_streams: &[ResourceType],
+        prefix: &mut VecDeque<Option<usize>>,
+        out: &mut BTreeSet<Vec<Option<usize>>>,
+    ) {
+        let mut nested = |ty: &Type, step: Option<Option<usize>>, prefix: &mut VecDeque<Option<usize>>| {
+            if let Some(step) = step {
+                prefix.push_back(step);
+            }
+            walk(ty, io_streams, prefix, out);
+            if step.is_some() {
+                prefix.pop_back();
+            }
+        };
+        match ty {
+            Type::List(list) => nested(&list.ty(), Some(None), prefix),
+            Type::Option(option) => nested(&option.ty(), None, prefix),
+            Type::Result(result) => {
+                for ty in [result.ok(), result.err()].into_iter().flatten() {
+                    nested(&ty, None, prefix);
+                }
+            }
+            Type::Variant(variant) => {
+                for case in variant.cases() {
+                    if let Some(ty) = case.ty {
+                        nested(&ty, None, prefix);
+                    }
+                }
+            }
+            Type::Tuple(tuple) => {
+                for (i, ty) in tuple.types().enumerate() {
+                    nested(&ty, Some(Some(i)), prefix);
+                }
+            }
+            Type::Record(record) => {
+                for (i, field) in record.fields().enumerate() {
+                    nested(&field.ty, Some(Some(i)), prefix);
+                }
+            }
+            Type::Own(resource) | Type::Borrow(resource) if io_streams.contains(resource) => {
+                out.insert(prefix.iter().copied().collect());
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for (i, ty) in params.iter().enumerate() {
+        let mut prefix = VecDeque::from([Some(i)]);
+        walk(ty, io_streams, &mut prefix, &mut out);
+    }
+    out.into_iter().map(Vec::into_boxed_slice).collect()
+}
+
+impl fmt::Debug for Component {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instance")
+        f.debug_struct("Component")
             .field("id", &self.id)
+            .field("instances", &self.mode)
             .field("exports", &self.exports)
             .finish_non_exhaustive()
     }

@@ -3,30 +3,62 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::host::{PagemapScan, RuntimeConfig};
 
 /// How often the engine's epoch advances; a guest's time limit is counted in these.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instances the pooling allocator keeps slots for, across all components.
-const POOLED_INSTANCES: u32 = 1000;
-
-pub(crate) fn engine(max_memory: usize) -> anyhow::Result<Engine> {
+/// The [`Config`] the runtime's engine is built from: the component model, epoch
+/// interruption (a guest's time limit), and the pooling instance allocator with the
+/// levers of `runtime` (see `docs/config.md`), each linear memory limited to
+/// `max_memory` bytes.
+///
+/// Exposed so that a benchmark or an embedder can build an engine configured exactly
+/// as the runtime's, e.g. to compare a direct wasmtime call with a served one.
+///
+/// # Examples
+///
+/// ```
+/// use wrpc_ring::host::RuntimeConfig;
+///
+/// let config = wrpc_ring::runtime::engine_config(&RuntimeConfig::default(), 64 << 20);
+/// let engine = wasmtime::Engine::new(&config).unwrap();
+/// # drop(engine);
+/// ```
+pub fn engine_config(runtime: &RuntimeConfig, max_memory: usize) -> Config {
+    let size = |s: crate::host::ByteSize| usize::try_from(s.0).unwrap_or(usize::MAX);
     let mut pooling = PoolingAllocationConfig::new();
     pooling
-        .total_component_instances(POOLED_INSTANCES)
-        .total_core_instances(POOLED_INSTANCES)
-        .total_memories(POOLED_INSTANCES)
-        .total_tables(POOLED_INSTANCES)
-        .max_memory_size(max_memory);
+        .total_component_instances(runtime.pooled_instances)
+        .total_core_instances(runtime.pooled_instances)
+        .total_memories(runtime.pooled_instances)
+        .total_tables(runtime.pooled_instances)
+        .max_memory_size(max_memory)
+        .linear_memory_keep_resident(size(runtime.linear_memory_keep_resident))
+        .table_keep_resident(size(runtime.table_keep_resident))
+        .async_stack_keep_resident(size(runtime.async_stack_keep_resident))
+        .decommit_batch_size(runtime.decommit_batch_size)
+        .max_unused_warm_slots(runtime.max_unused_warm_slots)
+        .pagemap_scan(match runtime.pagemap_scan {
+            PagemapScan::Auto => Enabled::Auto,
+            PagemapScan::Yes => Enabled::Yes,
+            PagemapScan::No => Enabled::No,
+        });
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        .concurrency_support(runtime.concurrency_support)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
+    config
+}
+
+pub(crate) fn engine(runtime: &RuntimeConfig, max_memory: usize) -> anyhow::Result<Engine> {
+    Engine::new(&engine_config(runtime, max_memory))
         .map_err(anyhow::Error::from)
-        .context("failed to configure the wasmtime engine")
+        .context("failed to configure the wasmtime engine (see [runtime] in docs/config.md)")
 }
 
 /// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, for as long

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Instance, Runtime, Serving};
+use super::{Component, Runtime, Serving};
 use crate::host::{Dispatcher, HostConfig};
 
 /// A host: the [`Dispatcher`], the [`Runtime`], and every `[[component]]` of the config
@@ -11,7 +11,7 @@ use crate::host::{Dispatcher, HostConfig};
 #[derive(Debug)]
 pub struct Host {
     runtime: Runtime,
-    components: HashMap<String, Arc<Instance>>,
+    components: HashMap<String, Arc<Component>>,
     _serving: Vec<Serving>,
 }
 
@@ -24,10 +24,10 @@ impl Host {
     /// neither here nor reachable (no NATS url), each naming what was wrong.
     pub async fn start(config: &HostConfig) -> anyhow::Result<Self> {
         let dispatcher = Dispatcher::new(config).await?;
-        let runtime = Runtime::new(dispatcher.clone(), &config.limits)?;
+        let runtime = Runtime::new(dispatcher.clone(), &config.limits, &config.runtime)?;
         let mut components = HashMap::new();
         for component in &config.component {
-            let instance = runtime.load_file(&component.id, &component.path)?;
+            let instance = runtime.load_config(component)?;
             components.insert(component.id.clone(), instance);
         }
         for link in &config.link {
@@ -68,7 +68,7 @@ impl Host {
     /// # Errors
     ///
     /// If there is none, listing the ones there are.
-    pub fn component(&self, id: &str) -> anyhow::Result<&Arc<Instance>> {
+    pub fn component(&self, id: &str) -> anyhow::Result<&Arc<Component>> {
         self.components.get(id).ok_or_else(|| {
             let mut known: Vec<_> = self.components.keys().map(String::as_str).collect();
             known.sort_unstable();

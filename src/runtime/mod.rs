@@ -2,15 +2,21 @@
 //! their imports polyfilled through it (feature `wasmtime`).
 //!
 //! - `engine`: the engine (pooling allocator, epoch interruption) and its epoch ticker;
-//! - `instance`: [`Instance`]: a loaded component with pre-resolved exports, and
-//!   [`Instance::call`], the callee side of a call on any transport;
-//! - `serve`: serving exports, one task per call, faults aborting the caller's stream;
+//! - `component`: [`Component`]: a loaded component with pre-resolved exports, the
+//!   instances its calls run in (fresh or reused), and [`Component::call`], the callee
+//!   side of a call on any transport;
+//! - `fast`, `import`: the typed fast path for byte-shaped and scalar signatures, on
+//!   the export and on the import side;
+//! - `serve`: the `Val` path's results writer, which faults can still abort;
 //! - `state`: the per-call store data (WASI p2, the polyfill context, limits);
 //! - [`Host`]: all of it built from a [`HostConfig`](crate::host::HostConfig).
 
+mod component;
 mod engine;
+#[macro_use]
+mod fast;
 mod host;
-mod instance;
+mod import;
 mod serve;
 mod state;
 
@@ -21,13 +27,14 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio::task::JoinSet;
 use wasmtime::Engine;
-use wrpc_runtime_wasmtime::ServeExt as _;
+use wrpc_transport::Serve as _;
 
+pub use self::component::{Component, Export};
+pub use self::engine::engine_config;
 pub use self::host::Host;
-pub use self::instance::{Export, Instance};
 
-use self::serve::{TrapAware, run_call};
-use crate::host::{Dispatcher, LimitsConfig};
+use self::component::Instances;
+use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
 ///
@@ -40,7 +47,7 @@ use crate::host::{Dispatcher, LimitsConfig};
 ///
 /// let config = HostConfig::default();
 /// let dispatcher = Dispatcher::new(&config).await?;
-/// let runtime = Runtime::new(dispatcher, &config.limits)?;
+/// let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime)?;
 /// let greeter = runtime.load_file("greeter", "examples/components/wasm/greeter.wasm")?;
 /// let _serving = runtime.serve(greeter.clone()).await?; // other components can call it now
 /// let results = greeter
@@ -57,15 +64,20 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime whose components call each other through `dispatcher`, held to
-    /// `limits` (time and memory per call, concurrent calls per component).
+    /// `limits` (time and memory per call, concurrent calls per component), on an
+    /// engine configured by `runtime` (the `[runtime]` table).
     ///
     /// # Errors
     ///
     /// If the engine cannot be configured (e.g. the pooling allocator cannot reserve
-    /// its memory).
-    pub fn new(dispatcher: Dispatcher, limits: &LimitsConfig) -> anyhow::Result<Self> {
+    /// its memory, or `pagemap_scan = "yes"` on a kernel without it).
+    pub fn new(
+        dispatcher: Dispatcher,
+        limits: &LimitsConfig,
+        runtime: &RuntimeConfig,
+    ) -> anyhow::Result<Self> {
         let max_memory = usize::try_from(limits.max_memory.0).unwrap_or(usize::MAX);
-        let engine = engine::engine(max_memory)?;
+        let engine = engine::engine(runtime, max_memory)?;
         engine::start_epoch_ticker(&engine);
         Ok(Self {
             engine,
@@ -79,74 +91,102 @@ impl Runtime {
         &self.dispatcher
     }
 
-    /// Compiles and links the component `wasm` as `id`.
+    /// Compiles and links the component `wasm` as `id`, with a fresh instance per
+    /// call.
     ///
     /// # Errors
     ///
     /// If `wasm` is not a valid component, or one of its imports cannot be linked.
-    pub fn load(&self, id: &str, wasm: &[u8]) -> anyhow::Result<Arc<Instance>> {
-        Instance::load(&self.engine, &self.dispatcher, &self.limits, id, wasm).map(Arc::new)
+    pub fn load(&self, id: &str, wasm: &[u8]) -> anyhow::Result<Arc<Component>> {
+        self.load_with(id, wasm, InstanceMode::Fresh, crate::host::DEFAULT_MAX_USES)
     }
 
-    /// Reads and loads the component file at `path` as `id`.
+    /// Compiles and links the component `wasm` as `id`, its calls getting their
+    /// instances as `mode` says (see [`Component`]'s "Instances").
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub fn load_with(
+        &self,
+        id: &str,
+        wasm: &[u8],
+        mode: InstanceMode,
+        max_uses: u32,
+    ) -> anyhow::Result<Arc<Component>> {
+        let instances = Instances { mode, max_uses };
+        Component::load(&self.engine, &self.dispatcher, &self.limits, instances, id, wasm).map(Arc::new)
+    }
+
+    /// Reads and loads the component file at `path` as `id`, with a fresh instance
+    /// per call.
     ///
     /// # Errors
     ///
     /// As [`load`](Self::load), and if the file cannot be read (naming it).
-    pub fn load_file(&self, id: &str, path: impl AsRef<Path>) -> anyhow::Result<Arc<Instance>> {
-        let path = path.as_ref();
+    pub fn load_file(&self, id: &str, path: impl AsRef<Path>) -> anyhow::Result<Arc<Component>> {
+        self.load_config(&ComponentConfig::new(id, path.as_ref()))
+    }
+
+    /// Reads and loads the component a `[[component]]` table describes: its file, id
+    /// and instance mode.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_file`](Self::load_file).
+    pub fn load_config(&self, config: &ComponentConfig) -> anyhow::Result<Arc<Component>> {
+        let path: &Path = &config.path;
+        let id = &config.id;
         let wasm = std::fs::read(path)
             .with_context(|| format!("cannot read component `{id}` from `{}`", path.display()))?;
-        self.load(id, &wasm)
+        self.load_with(id, &wasm, config.instances, config.max_uses)
             .with_context(|| format!("cannot load `{}`", path.display()))
     }
 
-    /// Serves every export of `instance` on every path the dispatcher gives it (the
+    /// Serves every export of `component` on every path the dispatcher gives it (the
     /// local transport, and NATS when configured), until the returned handle is
     /// dropped. Each call runs on its own task, never inside its caller's future.
     ///
     /// # Errors
     ///
     /// If an export cannot be served.
-    pub async fn serve(&self, instance: Arc<Instance>) -> anyhow::Result<Serving> {
-        self.dispatcher.add_component(instance.id());
+    pub async fn serve(&self, component: Arc<Component>) -> anyhow::Result<Serving> {
+        self.dispatcher.add_component(component.id());
         let mut tasks = JoinSet::new();
-        for server in self.dispatcher.servers(instance.id()).await? {
-            for export in instance.exports() {
-                let store_instance = instance.clone();
-                let invocations = TrapAware(&server)
-                    .serve_function(
-                        move || store_instance.store(),
-                        instance.pre().clone(),
-                        instance.host_resources.clone(),
-                        export.ty().clone(),
-                        export.instance(),
-                        export.name(),
-                    )
+        for server in self.dispatcher.servers(component.id()).await? {
+            for (index, export) in component.exports().iter().enumerate() {
+                let invocations = server
+                    .serve(export.interface(), export.rpc_name(), export.paths().clone())
                     .await
                     .with_context(|| {
                         format!(
                             "failed to serve `{export:?}` of `{}` over {}",
-                            instance.id(),
+                            component.id(),
                             server.transport()
                         )
                     })?;
-                let what: Arc<str> = format!("`{export:?}` of component `{}`", instance.id()).into();
+                let component = component.clone();
                 tasks.spawn(async move {
                     let mut invocations = std::pin::pin!(invocations);
                     while let Some(item) = invocations.next().await {
                         match item {
-                            Ok(((_headers, slot), call)) => {
-                                tokio::spawn(run_call(call, slot, what.clone()));
+                            Ok((_headers, outgoing, incoming)) => {
+                                tokio::spawn(component.clone().serve_call(index, outgoing, incoming));
                             }
-                            Err(err) => tracing::warn!(%err, %what, "failed to accept an invocation"),
+                            Err(err) => tracing::warn!(
+                                %err,
+                                component = component.id(),
+                                export = ?component.exports()[index],
+                                "failed to accept an invocation"
+                            ),
                         }
                     }
                 });
             }
         }
         Ok(Serving {
-            component: instance.id.clone(),
+            component: component.id.clone(),
+            dispatcher: self.dispatcher.clone(),
             _tasks: tasks,
         })
     }
@@ -160,12 +200,20 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// A component being served; dropping it stops serving (the component also leaves the
-/// dispatcher's local routes).
+/// A component being served; dropping it stops serving: the component leaves the
+/// dispatcher's local routes (later calls to it go over NATS, or fail as not served
+/// here), and its serve streams end.
 #[derive(Debug)]
 pub struct Serving {
     component: Arc<str>,
+    dispatcher: Dispatcher,
     _tasks: JoinSet<()>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.dispatcher.remove_component(&self.component);
+    }
 }
 
 impl Serving {

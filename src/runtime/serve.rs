@@ -1,17 +1,16 @@
-//! Serving a component's exports: each call on its own task, faults reported to the
-//! caller as an abort carrying the reason.
+//! Serving a component's exports on the `Val` path: the results writer handed to
+//! `wrpc_runtime_wasmtime::call`, which takes it by value, parks itself when the call
+//! ends without finishing it, so that the server can still abort it with the reason
+//! (a trap, a panic).
 
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use futures::{FutureExt as _, Stream, StreamExt as _};
 use tokio::io::AsyncWrite;
-use wrpc_transport::{Index, Serve};
+use wrpc_transport::Index;
 
-use crate::Headers;
-use crate::host::{AnyIncoming, ComponentServer, ServeOutgoing};
+use crate::host::ServeOutgoing;
 
 /// Where a call's results writer waits when the call ends without finishing it, so
 /// that the server can still abort it with the reason (a trap, a panic).
@@ -30,6 +29,16 @@ pub(crate) struct GuardedOutgoing {
     inner: Option<ServeOutgoing>,
     slot: Option<Arc<ResultsSlot>>,
     done: bool,
+}
+
+impl GuardedOutgoing {
+    pub(crate) fn new(inner: ServeOutgoing, slot: Arc<ResultsSlot>) -> Self {
+        Self {
+            inner: Some(inner),
+            slot: Some(slot),
+            done: false,
+        }
+    }
 }
 
 impl AsyncWrite for GuardedOutgoing {
@@ -84,64 +93,13 @@ impl Drop for GuardedOutgoing {
     }
 }
 
-/// A [`ComponentServer`] whose results writers can be aborted after the call ended.
-pub(crate) struct TrapAware<'a>(pub(crate) &'a ComponentServer);
-
-impl Serve for TrapAware<'_> {
-    type Context = (Option<Headers>, Arc<ResultsSlot>);
-    type Outgoing = GuardedOutgoing;
-    type Incoming = AnyIncoming;
-
-    async fn serve(
-        &self,
-        instance: &str,
-        func: &str,
-        paths: impl Into<Arc<[Box<[Option<usize>]>]>> + Send,
-    ) -> anyhow::Result<
-        impl Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>> + Send + 'static,
-    > {
-        let invocations = self.0.serve(instance, func, paths).await?;
-        Ok(invocations.map(|item| {
-            item.map(|(headers, outgoing, incoming)| {
-                let slot = Arc::new(ResultsSlot::default());
-                let outgoing = GuardedOutgoing {
-                    inner: Some(outgoing),
-                    slot: Some(slot.clone()),
-                    done: false,
-                };
-                ((headers, slot), outgoing, incoming)
-            })
-        }))
-    }
-}
-
-/// Runs one served call to its end on the current task: on a trap, an error or a
-/// panic, the caller's results stream is aborted with the reason.
-pub(crate) async fn run_call(
-    call: Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'static>>,
-    slot: Arc<ResultsSlot>,
-    what: Arc<str>,
-) {
-    let reason = match AssertUnwindSafe(call).catch_unwind().await {
-        Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(format!("{what} failed: {}", describe(&err))),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Some(format!(
-                "{what}: the host panicked while serving the call: {message}"
-            ))
-        }
-    };
-    if let Some(reason) = reason {
-        tracing::debug!(%reason, "call failed");
-        if let Some(outgoing) = slot.take() {
-            outgoing.abort(reason);
-        }
-    }
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// A one-line description of a failed call: what failed, and the root cause (e.g. the
@@ -183,10 +141,11 @@ mod tests {
     use crate::host::AnyOutgoing;
     use crate::{Ring, RingPool};
 
-    /// A call whose serving future panics: the panic stays in that call's task, and
-    /// the caller reads an abort carrying the panic message instead of hanging.
+    /// A results writer dropped while its call's future unwinds parks its stream, and
+    /// the server aborts it with the panic message: the caller reads an abort carrying
+    /// it instead of a clean end.
     #[tokio::test]
-    async fn a_host_panic_is_contained_to_its_call() {
+    async fn a_writer_dropped_by_a_panic_can_still_be_aborted() {
         let ring = Ring::new(RingPool::new(1024, 4)).with_prefix("panic");
         let mut calls = ring
             .serve("i", "f", Vec::<Box<[Option<usize>]>>::new())
@@ -199,24 +158,21 @@ mod tests {
         let (_cx, outgoing, _incoming) = calls.next().await.unwrap().unwrap();
 
         let slot = Arc::new(ResultsSlot::default());
-        let guarded = GuardedOutgoing {
-            inner: Some(ServeOutgoing::new(AnyOutgoing::Ring(outgoing), None)),
-            slot: Some(slot.clone()),
-            done: false,
-        };
-        let call: Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> = Box::pin(async move {
+        let guarded = GuardedOutgoing::new(
+            ServeOutgoing::new(AnyOutgoing::Ring(outgoing), None),
+            slot.clone(),
+        );
+        let call = tokio::spawn(async move {
             let _results = guarded; // dropped while unwinding
             panic!("host bug");
         });
-        tokio::spawn(run_call(call, slot, "`i#f` of component `c`".into()))
-            .await
-            .unwrap();
+        let panic = call.await.unwrap_err().into_panic();
+        slot.take()
+            .expect("the writer parked itself")
+            .abort(format!("the host panicked: {}", panic_message(&*panic)));
 
         let err = results.read_u8().await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
-        assert!(
-            err.to_string().contains("host panicked") && err.to_string().contains("host bug"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("host bug"), "{err}");
     }
 }

@@ -1,7 +1,12 @@
 //! The per-call store data: WASI, wRPC polyfill context and resource limits.
+//!
+//! A [`HostState`] outlives its store: when a fresh instance's call ends, the store
+//! hands its data back (`Store::into_data`) and the component keeps it for the next
+//! call, so the WASI context and the buffers are built once, not per call.
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -15,6 +20,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     wrpc: WrpcState,
     pub(crate) limits: StoreLimits,
+    /// The fast path's import parameter buffer, reused from call to call.
+    params: BytesMut,
 }
 
 /// The polyfill context: imports of the component are invoked through the dispatcher,
@@ -23,11 +30,10 @@ struct WrpcState {
     dispatcher: Dispatcher,
     cx: CallContext,
     shared: SharedResourceTable,
-    timeout: Duration,
 }
 
 impl HostState {
-    pub(crate) fn new(dispatcher: Dispatcher, component: &str, timeout: Duration, max_memory: usize) -> Self {
+    pub(crate) fn new(dispatcher: Dispatcher, component: &str, max_memory: usize) -> Self {
         Self {
             wasi: WasiCtx::builder().inherit_stderr().build(),
             table: ResourceTable::new(),
@@ -35,12 +41,40 @@ impl HostState {
                 dispatcher,
                 cx: CallContext::new(component),
                 shared: SharedResourceTable::default(),
-                timeout,
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory)
                 .trap_on_grow_failure(true)
                 .build(),
+            params: BytesMut::new(),
+        }
+    }
+
+    /// Makes a state handed back by a finished store ready for another: the resource
+    /// tables of the previous instance are emptied; the WASI context and the buffers
+    /// stay.
+    pub(crate) fn reset(&mut self) {
+        self.table = ResourceTable::new();
+        self.wrpc.shared = SharedResourceTable::default();
+    }
+
+    /// The dispatcher and the context the component's imports are invoked with.
+    pub(crate) fn caller(&self) -> (&Dispatcher, &CallContext) {
+        (&self.wrpc.dispatcher, &self.wrpc.cx)
+    }
+
+    /// The import parameter buffer, empty; give it back with
+    /// [`return_params`](Self::return_params).
+    pub(crate) fn take_params(&mut self) -> BytesMut {
+        let mut buf = std::mem::take(&mut self.params);
+        buf.clear();
+        buf
+    }
+
+    /// Keeps `params` for the next import call if nothing else holds it any more.
+    pub(crate) fn return_params(&mut self, params: bytes::Bytes) {
+        if let Ok(buf) = params.try_into_mut() {
+            self.params = buf;
         }
     }
 }
@@ -67,8 +101,10 @@ impl WrpcCtx<Dispatcher> for WrpcState {
         &mut self.shared
     }
 
+    /// None: the [`Dispatcher`] owns each call's deadline (`limits.invocation_timeout`),
+    /// so the polyfill adds no timer of its own.
     fn timeout(&self) -> Option<Duration> {
-        Some(self.timeout)
+        None
     }
 }
 

@@ -1,0 +1,231 @@
+//! What the host tracks of one call in flight — its one deadline, what its errors
+//! name, how it ended — in records that are pooled, so that a call's tracking
+//! allocates nothing once the pool is warm.
+//!
+//! A [`CallRecord`] is shared by the caller's streams of one call (the root results
+//! reader, sub-stream handles, the parameter writer) and the invoke future. Each
+//! holder is a [`RecordRef`]; the last one to go records the call's outcome in the
+//! [`Metrics`] and puts the record back in its [`RecordPool`].
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::time::Sleep;
+
+use super::config::TransportKind;
+use super::metrics::{Metrics, Outcome};
+
+/// Records kept for reuse; more calls than this at once still work, their records are
+/// freed when they end.
+const POOLED_RECORDS: usize = 1024;
+
+/// Where a call is (`CallRecord::state`).
+const INVOKING: u8 = 0;
+const STARTED: u8 = 1;
+const ANSWERED: u8 = 2;
+const FAILED: u8 = 3;
+
+/// What a call's errors name, and its limits; set when the record is lent out.
+#[derive(Debug)]
+struct Details {
+    kind: TransportKind,
+    start: Instant,
+    /// `None` when `timeout` is too far away to represent.
+    deadline: Option<tokio::time::Instant>,
+    timeout: Duration,
+    target: Arc<str>,
+    interface: Arc<str>,
+}
+
+/// One call's tracking; see the module docs.
+#[derive(Debug)]
+pub(crate) struct CallRecord {
+    pool: Arc<PoolShared>,
+    /// Holders ([`RecordRef`]s) of this record in its current call.
+    users: AtomicUsize,
+    state: AtomicU8,
+    details: Mutex<Details>,
+    /// The root reader's deadline timer, allocated once per record and reset for each
+    /// call. Only the root results reader polls it (a timer keeps one waker).
+    timer: Mutex<Option<Pin<Box<Sleep>>>>,
+}
+
+#[derive(Debug)]
+struct PoolShared {
+    metrics: Arc<Metrics>,
+    free: Mutex<Vec<Arc<CallRecord>>>,
+}
+
+/// The records of one dispatcher.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordPool {
+    shared: Arc<PoolShared>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RecordPool {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            shared: Arc::new(PoolShared {
+                metrics,
+                free: Mutex::default(),
+            }),
+        }
+    }
+
+    /// A record for a call to `interface` on `target` over `kind`, starting now, whose
+    /// deadline is `timeout` from now.
+    pub(crate) fn start(
+        &self,
+        kind: TransportKind,
+        timeout: Duration,
+        target: &Arc<str>,
+        interface: &Arc<str>,
+    ) -> RecordRef {
+        let start = Instant::now();
+        let details = Details {
+            kind,
+            start,
+            deadline: tokio::time::Instant::from_std(start).checked_add(timeout),
+            timeout,
+            target: target.clone(),
+            interface: interface.clone(),
+        };
+        let record = match lock(&self.shared.free).pop() {
+            Some(record) => {
+                *lock(&record.details) = details;
+                record.state.store(INVOKING, Ordering::Relaxed);
+                record
+            }
+            None => Arc::new(CallRecord {
+                pool: self.shared.clone(),
+                users: AtomicUsize::new(0),
+                state: AtomicU8::new(INVOKING),
+                details: Mutex::new(details),
+                timer: Mutex::new(None),
+            }),
+        };
+        // Relaxed: the record reaches other threads only inside the streams, whose
+        // hand-over synchronizes.
+        record.users.store(1, Ordering::Relaxed);
+        RecordRef(record)
+    }
+}
+
+/// One holder of a [`CallRecord`].
+#[derive(Debug)]
+pub(crate) struct RecordRef(Arc<CallRecord>);
+
+impl Clone for RecordRef {
+    fn clone(&self) -> Self {
+        self.0.users.fetch_add(1, Ordering::Relaxed);
+        Self(self.0.clone())
+    }
+}
+
+impl Drop for RecordRef {
+    fn drop(&mut self) {
+        // AcqRel: the last holder must see every state change the others made.
+        if self.0.users.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let record = &self.0;
+        let outcome = match record.state.load(Ordering::Relaxed) {
+            ANSWERED => Outcome::Ok,
+            FAILED => Outcome::Failed,
+            _ => Outcome::Cancelled,
+        };
+        let (kind, elapsed) = {
+            let details = lock(&record.details);
+            (details.kind, details.start.elapsed())
+        };
+        record.pool.metrics.record(kind, elapsed, outcome);
+        let mut free = lock(&record.pool.free);
+        if free.len() < POOLED_RECORDS {
+            free.push(record.clone());
+        }
+    }
+}
+
+impl RecordRef {
+    /// The invoke returned the call's streams.
+    pub(crate) fn started(&self) {
+        let _ = self
+            .0
+            .state
+            .compare_exchange(INVOKING, STARTED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A result (or the end of the results) arrived.
+    pub(crate) fn answered(&self) {
+        let _ = self
+            .0
+            .state
+            .compare_exchange(STARTED, ANSWERED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The call failed: an I/O error, a timeout, an invoke that did not go through.
+    pub(crate) fn failed(&self) {
+        self.0.state.store(FAILED, Ordering::Relaxed);
+    }
+
+    /// The transport the call takes.
+    pub(crate) fn kind(&self) -> TransportKind {
+        lock(&self.0.details).kind
+    }
+
+    /// The call's deadline.
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        lock(&self.0.details).deadline
+    }
+
+    /// What the call's errors name: the interface and the target component.
+    pub(crate) fn describe(&self) -> String {
+        let details = lock(&self.0.details);
+        format!(
+            "call of `{}` on component `{}`",
+            details.interface, details.target
+        )
+    }
+
+    /// The error of a call past its deadline (and marks it failed).
+    pub(crate) fn timed_out(&self) -> std::io::Error {
+        self.failed();
+        let timeout = lock(&self.0.details).timeout;
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "{} over {} timed out after {timeout:?} (limits.invocation_timeout)",
+                self.describe(),
+                self.kind(),
+            ),
+        )
+    }
+
+    /// Polls the call's deadline on the record's own timer (for the root results
+    /// reader): `Ready` once it has passed.
+    pub(crate) fn poll_deadline(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(at) = self.deadline() else {
+            return Poll::Pending;
+        };
+        let mut timer = lock(&self.0.timer);
+        let timer = match &mut *timer {
+            Some(timer) => {
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+                timer
+            }
+            None => timer.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        timer.as_mut().poll(cx)
+    }
+}
+
+use std::future::Future as _;

@@ -1,0 +1,127 @@
+//! Who calls what: the calling context ([`CallContext`]) and the routing table that
+//! resolves a call to its target component and the local transport that reaches it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::Semaphore;
+
+use super::local::LocalTransport;
+use crate::Headers;
+
+/// The link name used when a call names none, as in wasmCloud.
+pub const DEFAULT_LINK_NAME: &str = "default";
+
+/// The header carrying the calling component's id to the callee.
+///
+/// A remote peer on the same NATS lattice can set it to anything: it says who claims
+/// to call, and is not an authorization boundary.
+pub const SOURCE_ID_HEADER: &str = "source-id";
+
+/// The header carrying the link name the caller called through.
+pub const LINK_NAME_HEADER: &str = "link-name";
+
+/// Who is calling, and through which link: the [`Dispatcher`](super::Dispatcher)'s
+/// invocation context.
+///
+/// It carries the headers its calls send (`source-id`, `link-name`), built once when
+/// the context is made: every call through it shares them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    source: Arc<str>,
+    link_name: Option<Arc<str>>,
+    headers: Headers,
+}
+
+impl CallContext {
+    /// A call from component `source` through the default link.
+    pub fn new(source: impl Into<Arc<str>>) -> Self {
+        let source = source.into();
+        let headers = Self::headers_for(&source, DEFAULT_LINK_NAME);
+        Self {
+            source,
+            link_name: None,
+            headers,
+        }
+    }
+
+    /// The same call through link `name`.
+    #[must_use]
+    pub fn with_link_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        self.headers = Self::headers_for(&self.source, &name);
+        self.link_name = Some(name);
+        self
+    }
+
+    fn headers_for(source: &str, link_name: &str) -> Headers {
+        let mut headers = Headers::new();
+        headers.insert(SOURCE_ID_HEADER, source.to_string());
+        headers.insert(LINK_NAME_HEADER, link_name.to_string());
+        headers
+    }
+
+    /// The calling component.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The link name (`"default"` unless set).
+    pub fn link_name(&self) -> &str {
+        self.link_name.as_deref().unwrap_or(DEFAULT_LINK_NAME)
+    }
+
+    /// The headers a call in this context sends.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+}
+
+/// `interface` without its `@version`, the form links are keyed by.
+pub(crate) fn unversioned(interface: &str) -> &str {
+    interface.split_once('@').map_or(interface, |(name, _)| name)
+}
+
+/// A component served in this host.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalComponent {
+    /// The local transport under this component's prefix (`None` with `transport = "nats"`).
+    pub(crate) transport: Option<LocalTransport>,
+    /// Calls the component may serve at once (`limits.max_instances`).
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+/// Interface (unversioned) → target component, for one source and link name.
+type Targets = HashMap<Arc<str>, Arc<str>>;
+
+/// The routing table; replaced as a whole on every change, so that a call holds a
+/// consistent snapshot without holding any lock.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoutingTable {
+    /// source → link name → interface (unversioned) → target component.
+    pub(crate) links: HashMap<Arc<str>, HashMap<Arc<str>, Targets>>,
+    pub(crate) local: HashMap<Arc<str>, LocalComponent>,
+}
+
+impl RoutingTable {
+    /// The interface (as the link table spells it) and the target of a call from `cx`
+    /// to `instance`.
+    ///
+    /// # Errors
+    ///
+    /// If no link matches, naming the caller, the interface and the link name.
+    pub(crate) fn resolve(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(&Arc<str>, &Arc<str>)> {
+        self.links
+            .get(cx.source())
+            .and_then(|by_name| by_name.get(cx.link_name()))
+            .and_then(|by_interface| by_interface.get_key_value(unversioned(instance)))
+            .with_context(|| {
+                format!(
+                    "no link from component `{}` for interface `{instance}` on link `{}`",
+                    cx.source(),
+                    cx.link_name()
+                )
+            })
+    }
+}
