@@ -29,7 +29,7 @@ done
 
 target=wasm32-wasip2
 # Every component: crate name = output name (cargo writes `-` as `_`).
-components=(greeter pipeline-a pipeline-b pipeline-c blob blob-proxy blob-stream faults)
+components=(greeter pipeline-a pipeline-b pipeline-c blob blob-proxy blob-stream faults kv)
 
 sysroot="$(rustc --print sysroot)"
 if [[ ! -d "$sysroot/lib/rustlib/$target" ]]; then
