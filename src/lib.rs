@@ -70,6 +70,10 @@ pub mod transport;
 
 pub use crate::error::Aborted;
 pub use crate::pool::{PoolStats, RingPool};
+/// Switches for the loom models in `loom-tests/` (not part of the API).
+#[cfg(loom)]
+#[doc(hidden)]
+pub use crate::ring::loom;
 pub use crate::ring::{MIN_CAPACITY, RingReader, RingStream, RingWriter, WriteBuf, duplex, pipe};
 #[cfg(feature = "wrpc")]
 pub use crate::transport::{Headers, Ring, TransportError};

@@ -8,7 +8,7 @@ failure inside `block_on` panics again while unwinding and aborts the whole test
 so one failing model would hide the others), and a table says which models caught the
 mutant and how. See docs/loom.md for the results.
 
-usage: loom-tests/mutants/run.py [--bound N] [--scratch DIR] [MUTANT ...]
+usage: loom-tests/mutants/run.py [--bound N] [--scratch DIR] [--files wake,close,pool] [MUTANT ...]
        (no MUTANT: the unmodified crate first, then every mutant below)
 """
 
@@ -66,11 +66,9 @@ MUTANTS = {
           "        pub(crate) fn publish(&mut self) {\n"
           "            self.storage.tail.store(self.tail, Ordering::Release);\n        }\n"),
          ("src/ring/writer.rs",
-          "        if self.is_closed() {\n            return Poll::Ready(Err(broken_pipe()));\n"
-          "        }\n        if bufs.iter()",
+          "        if bufs.iter().all(|buf| buf.is_empty()) {\n",
           "        if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n"
-          "        if self.is_closed() {\n            return Poll::Ready(Err(broken_pipe()));\n"
-          "        }\n        if bufs.iter()"),
+          "        if bufs.iter().all(|buf| buf.is_empty()) {\n"),
          ("src/ring/writer.rs",
           "            self.closed = true;\n            self.shared.close_writer();\n",
           "            self.closed = true;\n            self.shared.close_writer();\n"
@@ -140,6 +138,24 @@ MUTANTS = {
           "                self.storage.tail.store(self.tail, Ordering::Release);",
           "            if n > 0 {\n                self.tail += n;\n"
           "                self.storage.tail.store(self.tail, Ordering::Relaxed); // MUTANT")]),
+    "n_reset_keeps_wakers": (
+        "Shared::reset() keeps the stale wakers of the ring's previous user",
+        [("src/ring/shared.rs",
+          "        drop(self.reader.take());\n        drop(self.writer.take());\n",
+          "        // MUTANT: the wakers stay\n")]),
+    "o_read_wakes_writer_only_if_full": (
+        "poll_read wakes the writer only if the ring was full when the read began",
+        [("src/ring/buffer.rs",
+          "        pub(crate) fn is_empty(&self) -> bool {\n            self.slots() == 0\n        }\n",
+          "        pub(crate) fn is_empty(&self) -> bool {\n            self.slots() == 0\n        }\n\n"
+          "        pub(crate) fn mutant_len(&self) -> usize {\n            self.cached_slots()\n        }\n"),
+         ("src/ring/reader.rs",
+          "        let copied = consumer.read_into(buf);\n",
+          "        let was_full = consumer.mutant_len() == this.capacity; // MUTANT\n"
+          "        let copied = consumer.read_into(buf);\n"),
+         ("src/ring/reader.rs",
+          "        if copied > 0 {\n            this.shared.wake_writer();",
+          "        if copied > 0 && was_full { // MUTANT\n            this.shared.wake_writer();")]),
 }
 
 TEST_FILES = ["wake", "close", "pool"]
@@ -174,7 +190,7 @@ def cargo(args, cwd, env, **kw):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def run(name, edits, scratch, env, timeout):
+def run(name, edits, scratch, env, timeout, files):
     dst = os.path.join(scratch, name)
     copy_crate(dst)
     apply(dst, edits)
@@ -184,7 +200,7 @@ def run(name, edits, scratch, env, timeout):
         print(built.stdout[-3000:])
         sys.exit(f"{name}: build failed")
     results = []
-    for test_file in TEST_FILES:
+    for test_file in files:
         listed = cargo(["--test", test_file, "--", "--list"], tests_dir, env).stdout
         for test in re.findall(r"^(\S+): test$", listed, re.M):
             start = time.time()
@@ -210,14 +226,17 @@ def main():
     parser.add_argument("--scratch", default=os.path.join(
         os.environ.get("TMPDIR", "/tmp"), "wrpc-ring-mutants"))
     parser.add_argument("--timeout", type=int, default=600, help="seconds per model")
+    parser.add_argument("--files", default=",".join(TEST_FILES),
+                        help="comma-separated test files to run (default: all)")
     parser.add_argument("mutants", nargs="*")
     args = parser.parse_args()
+    files = args.files.split(",")
     names = args.mutants or ["unmodified", *MUTANTS]
     env = dict(os.environ, RUSTFLAGS="--cfg loom", LOOM_MAX_PREEMPTIONS=args.bound,
                CARGO_TARGET_DIR=os.path.join(args.scratch, "target"))
     for name in names:
         about, edits = ("the crate as it is", []) if name == "unmodified" else MUTANTS[name]
-        results = run(name, edits, args.scratch, env, args.timeout)
+        results = run(name, edits, args.scratch, env, args.timeout, files)
         failed = [r for r in results if r[1] != 0]
         print(f"== {name}: {about}")
         print(f"   {len(failed)}/{len(results)} models failed, "

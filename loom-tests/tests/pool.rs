@@ -9,8 +9,12 @@
 
 mod common;
 
+use std::pin::Pin;
+use std::task::{Context, Wake, Waker};
+
 use common::{End, Via, model, read, read_to_end, try_read, write};
 use loom::thread;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wrpc_ring::{PoolStats, RingPool};
 
 fn stats(pool: &RingPool) -> (u64, u64, usize, usize) {
@@ -128,5 +132,62 @@ fn concurrent_returns_respect_max_idle() {
         assert_eq!(stats(&pool), (0, 2, 0, 1));
         assert_fresh(&pool);
         assert_eq!(stats(&pool), (1, 2, 0, 1));
+    });
+}
+
+/// A task that counts its wakers: `Arc::strong_count` is 1 once no waker of it is left.
+/// A plain std `Arc`, outside the model: loom neither explores nor leak-checks it.
+struct Task;
+
+impl Wake for Task {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// Model 5e: a recycled ring keeps no waker of its previous user. On two threads, the
+/// writer writes one byte into a 1-byte ring, polls a second write once (it may park,
+/// leaving its waker) and is dropped; the reader polls one read once (it may park) and
+/// is dropped. A side registers its waker only after it found the stream open, so a
+/// close that lands between that check and the registration leaves the waker in the
+/// ring even though the poll returns `Ready` (the peer's close wake came before it).
+/// Once the ring is idle in the pool, neither task may still be referenced by it: a
+/// stale waker would keep the previous user's task alive, and the next user's close
+/// would wake it.
+#[test]
+fn recycled_ring_keeps_no_waker() {
+    model(|| {
+        let pool = RingPool::new(1, 1);
+        let (mut writer, mut reader) = pool.acquire();
+        let writer_task = std::sync::Arc::new(Task);
+        let reader_task = std::sync::Arc::new(Task);
+
+        let waker = Waker::from(writer_task.clone());
+        let writing = thread::spawn(move || {
+            let mut cx = Context::from_waker(&waker);
+            // `BrokenPipe` if the reader is already gone; either way one poll each.
+            let _ = Pin::new(&mut writer).poll_write(&mut cx, b"a");
+            let _ = Pin::new(&mut writer).poll_write(&mut cx, b"b");
+            drop(writer);
+        });
+        let waker = Waker::from(reader_task.clone());
+        let reading = thread::spawn(move || {
+            let mut cx = Context::from_waker(&waker);
+            let _ = Pin::new(&mut reader).poll_read(&mut cx, &mut ReadBuf::new(&mut [0; 1]));
+            drop(reader);
+        });
+        writing.join().unwrap();
+        reading.join().unwrap();
+
+        assert_eq!(stats(&pool), (0, 1, 0, 1));
+        assert_eq!(
+            std::sync::Arc::strong_count(&writer_task),
+            1,
+            "a recycled ring kept its previous writer's waker"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&reader_task),
+            1,
+            "a recycled ring kept its previous reader's waker"
+        );
+        assert_fresh(&pool);
     });
 }

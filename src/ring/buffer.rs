@@ -18,10 +18,14 @@ pub(crate) use self::rtrb_backed::{Consumer, Producer, ring};
 
 #[cfg(loom)]
 pub(crate) use self::model::{Consumer, Producer, ring};
+#[cfg(loom)]
+pub use self::model::{Positions, set_positions};
 
 #[cfg(not(loom))]
 mod rtrb_backed {
     use std::fmt;
+
+    use tokio::io::ReadBuf;
 
     /// The writing end of the storage.
     pub(crate) struct Producer {
@@ -149,6 +153,32 @@ mod rtrb_backed {
             unsafe { std::slice::from_raw_parts(ptr, len) }
         }
 
+        /// Copies as many readable bytes as fit into `dst`, from both regions when they
+        /// wrap, and releases them to the producer with one `Release` store: one pass
+        /// through rtrb's chunk API. Loads the producer's position (`Acquire`) only when
+        /// the cached one shows nothing. Returns the count copied.
+        pub(crate) fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> usize {
+            let cached = self.inner.cached_slots();
+            let available = if cached > 0 { cached } else { self.inner.slots() };
+            let n = available.min(dst.remaining());
+            if n == 0 {
+                return 0;
+            }
+            // `n` is within the (refreshed) readable count, so the chunk never fails and
+            // loads nothing more.
+            let Ok(chunk) = self.inner.read_chunk(n) else {
+                return 0;
+            };
+            let (first, second) = chunk.as_slices();
+            dst.put_slice(first);
+            if !second.is_empty() {
+                // Only when the bytes wrap: no empty second copy.
+                dst.put_slice(second);
+            }
+            chunk.commit_all();
+            n
+        }
+
         /// Releases the first `n` readable bytes to the producer (`Release`).
         pub(crate) fn consume(&mut self, n: usize) {
             // A caller may only consume what `read_buf` showed, which the cached
@@ -195,9 +225,45 @@ mod model {
     //! and reads the peer's with `Acquire`), with one loom cell per byte so that loom
     //! also flags any access to a slot the other side still owns. Bytes move through a
     //! local scratch buffer, since loom cells cannot be viewed as one slice.
+    //!
+    //! # Positions: cached or fresh
+    //!
+    //! rtrb keeps a copy of the peer's position and loads the real one only when the
+    //! copy shows too little (full for the producer, empty for the consumer); `slots()`
+    //! always loads. In [`Positions::Cached`] mode (the default) the stand-in does the
+    //! same, call for call with `rtrb_backed` above, so loom explores exactly the loads
+    //! the real ring makes, the consumer's load-free `has_cached` fast path included. In
+    //! [`Positions::Fresh`] mode every check loads the peer's position (and `has_cached`
+    //! is always `false`): more loads, so loom sees every stale value a load could
+    //! return at every step, which is what the models used before rtrb's caching was.
+
+    use std::cell::Cell;
+    use std::fmt;
+
+    use tokio::io::ReadBuf;
 
     use crate::sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
-    use std::fmt;
+
+    /// How a stand-in ring reads its peer's position (see the module docs).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Positions {
+        /// Cache the peer's position and reload it only when it looks full/empty, as
+        /// rtrb does.
+        Cached,
+        /// Load the peer's position at every check.
+        Fresh,
+    }
+
+    std::thread_local! {
+        // A plain std thread-local: loom runs a model's threads as coroutines on the
+        // test's own OS thread, so this is per test, and loom does not see it.
+        static POSITIONS: Cell<Positions> = const { Cell::new(Positions::Cached) };
+    }
+
+    /// Chooses how rings created from now on, on this OS thread, read positions.
+    pub fn set_positions(positions: Positions) {
+        POSITIONS.with(|cell| cell.set(positions));
+    }
 
     struct Storage {
         head: AtomicUsize,
@@ -214,16 +280,23 @@ mod model {
     pub(crate) struct Producer {
         storage: Arc<Storage>,
         tail: usize,
+        /// The consumer's position as last loaded (`Cell`: refreshed from `&self`).
+        cached_head: Cell<usize>,
+        cached: bool,
         scratch: Vec<u8>,
     }
 
     pub(crate) struct Consumer {
         storage: Arc<Storage>,
         head: usize,
+        /// The producer's position as last loaded.
+        cached_tail: Cell<usize>,
+        cached: bool,
         scratch: Vec<u8>,
     }
 
     pub(crate) fn ring(capacity: usize) -> (Producer, Consumer) {
+        let cached = POSITIONS.with(Cell::get) == Positions::Cached;
         let storage = Arc::new(Storage {
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
@@ -232,11 +305,15 @@ mod model {
         let producer = Producer {
             storage: storage.clone(),
             tail: 0,
+            cached_head: Cell::new(0),
+            cached,
             scratch: vec![0; capacity],
         };
         let consumer = Consumer {
             storage,
             head: 0,
+            cached_tail: Cell::new(0),
+            cached,
             scratch: vec![0; capacity],
         };
         (producer, consumer)
@@ -253,19 +330,30 @@ mod model {
             self.storage.capacity()
         }
 
-        fn free(&self) -> usize {
-            let head = self.storage.head.load(Ordering::Acquire);
-            self.capacity() - (self.tail - head)
+        /// rtrb's `Producer::slots`: loads the consumer's position.
+        fn slots(&self) -> usize {
+            self.cached_head.set(self.storage.head.load(Ordering::Acquire));
+            self.cached_slots()
+        }
+
+        /// rtrb's `Producer::cached_slots`: no atomic access.
+        fn cached_slots(&self) -> usize {
+            self.capacity() - (self.tail - self.cached_head.get())
         }
 
         pub(crate) fn is_full(&self) -> bool {
-            self.free() == 0
+            if self.cached {
+                self.cached_slots() == 0 && self.slots() == 0
+            } else {
+                self.slots() == 0
+            }
         }
 
         pub(crate) fn write_buf(&mut self) -> &mut [u8] {
+            // `rtrb_backed::write_buf` calls `slots()`, which always loads.
+            let free = self.slots();
             let contiguous = self.capacity() - self.tail % self.capacity();
-            let len = self.free().min(contiguous);
-            &mut self.scratch[..len]
+            &mut self.scratch[..free.min(contiguous)]
         }
 
         pub(crate) fn commit(&mut self, n: usize) {
@@ -280,7 +368,12 @@ mod model {
         }
 
         pub(crate) fn push(&mut self, data: &[u8]) -> usize {
-            let n = self.free().min(data.len());
+            // rtrb's `push_partial_slice`: loads only when the cache shows too little.
+            let n = if !self.cached || self.cached_slots() < data.len() {
+                data.len().min(self.slots())
+            } else {
+                data.len()
+            };
             for (i, byte) in data[..n].iter().enumerate() {
                 let slot = &self.storage.slots[(self.tail + i) % self.capacity()];
                 // SAFETY: the slot is free, so owned by the producer (loom checks it).
@@ -295,22 +388,31 @@ mod model {
     }
 
     impl Consumer {
-        fn available(&self) -> usize {
-            self.storage.tail.load(Ordering::Acquire) - self.head
+        /// rtrb's `Consumer::slots`: loads the producer's position.
+        fn slots(&self) -> usize {
+            self.cached_tail.set(self.storage.tail.load(Ordering::Acquire));
+            self.cached_slots()
+        }
+
+        /// rtrb's `Consumer::cached_slots`: no atomic access.
+        fn cached_slots(&self) -> usize {
+            self.cached_tail.get() - self.head
         }
 
         pub(crate) fn has_cached(&self) -> bool {
-            false // no cache: every check loads the producer's position
+            self.cached && self.cached_slots() > 0
         }
 
         pub(crate) fn is_empty(&self) -> bool {
-            self.available() == 0
+            self.slots() == 0
         }
 
         pub(crate) fn read_buf(&mut self) -> &[u8] {
+            let cached = if self.cached { self.cached_slots() } else { 0 };
+            let available = if cached > 0 { cached } else { self.slots() };
             let capacity = self.storage.capacity();
             let contiguous = capacity - self.head % capacity;
-            let len = self.available().min(contiguous);
+            let len = available.min(contiguous);
             for i in 0..len {
                 let slot = &self.storage.slots[(self.head + i) % capacity];
                 // SAFETY: the slot is published, so owned by the consumer (loom checks it).
@@ -319,8 +421,28 @@ mod model {
             &self.scratch[..len]
         }
 
+        pub(crate) fn read_into(&mut self, dst: &mut ReadBuf<'_>) -> usize {
+            // As `rtrb_backed::read_into`: the cache first, one `Release` store.
+            let cached = if self.cached { self.cached_slots() } else { 0 };
+            let available = if cached > 0 { cached } else { self.slots() };
+            let n = available.min(dst.remaining());
+            let capacity = self.storage.capacity();
+            for i in 0..n {
+                let slot = &self.storage.slots[(self.head + i) % capacity];
+                // SAFETY: the slot is published, so owned by the consumer (loom checks it).
+                let byte = slot.with(|p| unsafe { *p });
+                dst.put_slice(&[byte]);
+            }
+            if n > 0 {
+                self.head += n;
+                self.storage.head.store(self.head, Ordering::Release);
+            }
+            n
+        }
+
         pub(crate) fn consume(&mut self, n: usize) {
-            let n = n.min(self.available());
+            let cached = if self.cached { self.cached_slots() } else { 0 };
+            let n = if n <= cached { n } else { n.min(self.slots()) };
             if n > 0 {
                 self.head += n;
                 self.storage.head.store(self.head, Ordering::Release);
@@ -328,7 +450,7 @@ mod model {
         }
 
         pub(crate) fn clear(&mut self) {
-            let n = self.available();
+            let n = self.slots();
             self.consume(n);
         }
     }

@@ -17,6 +17,12 @@ pub use self::writer::RingWriter;
 
 pub(crate) use self::recycle::{Detached, Home, Recycle};
 
+/// Switches for the loom models in `loom-tests/`; only under `--cfg loom`.
+#[cfg(loom)]
+pub mod loom {
+    pub use super::buffer::{Positions, set_positions};
+}
+
 /// The smallest ring capacity: a ring must hold at least one byte.
 pub const MIN_CAPACITY: usize = 1;
 

@@ -140,21 +140,8 @@ impl AsyncRead for RingReader {
         let Some(consumer) = this.consumer.get_mut() else {
             return Poll::Ready(Ok(()));
         };
-        // At most two contiguous regions: up to the end of the ring, then from its start.
-        let mut copied = 0;
-        for _ in 0..2 {
-            if buf.remaining() == 0 {
-                break;
-            }
-            let available = consumer.read_buf();
-            let n = available.len().min(buf.remaining());
-            if n == 0 {
-                break;
-            }
-            buf.put_slice(&available[..n]);
-            consumer.consume(n);
-            copied += n;
-        }
+        // One pass: both regions when the bytes wrap, one release of the head.
+        let copied = consumer.read_into(buf);
         if copied > 0 {
             this.shared.wake_writer();
         }

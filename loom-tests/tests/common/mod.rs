@@ -14,7 +14,22 @@ use std::task::{Poll, ready};
 
 use loom::future::block_on;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
+pub use wrpc_ring::loom::Positions;
 use wrpc_ring::{Aborted, RingReader, RingWriter};
+
+std::thread_local! {
+    /// How the rings of the models run on this test thread read positions (see
+    /// [`with_positions`]).
+    static POSITIONS: std::cell::Cell<Positions> = const { std::cell::Cell::new(Positions::Cached) };
+}
+
+/// Runs `f` (which calls [`model`]) with rings in `positions` mode: `Cached` reads the
+/// peer's position only when it looks full/empty, as rtrb does; `Fresh` at every check.
+pub fn with_positions(positions: Positions, f: impl FnOnce()) {
+    POSITIONS.with(|cell| cell.set(positions));
+    f();
+    POSITIONS.with(|cell| cell.set(Positions::Cached));
+}
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 ///
@@ -37,12 +52,14 @@ where
     // leak-checks it.
     let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = iterations.clone();
+    let positions = POSITIONS.with(std::cell::Cell::get);
     builder.check(move || {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        wrpc_ring::loom::set_positions(positions);
         f();
     });
     println!(
-        "loom explored {} executions (preemption bound {:?})",
+        "loom explored {} executions (preemption bound {:?}, positions {positions:?})",
         iterations.load(std::sync::atomic::Ordering::Relaxed),
         builder.preemption_bound,
     );
@@ -90,8 +107,9 @@ where
     }
 }
 
-/// Declares a module with two `#[test]`s, `reader_on_main` and `writer_on_main`, that
-/// call `$model` with each [`Roles`] value.
+/// Declares a module with four `#[test]`s, `{cached,fresh}::{reader_on_main,writer_on_main}`,
+/// that call `$model` with each [`Roles`] value, its rings in each [`Positions`] mode
+/// (`cached_only`: the two `cached::` tests only).
 #[macro_export]
 macro_rules! both_roles {
     ($(#[$meta:meta])* $name:ident => $model:expr) => {
@@ -99,14 +117,35 @@ macro_rules! both_roles {
         mod $name {
             use super::*;
 
+            $crate::both_roles!(@mode cached, Cached, $model);
+            $crate::both_roles!(@mode fresh, Fresh, $model);
+        }
+    };
+    // Only the mode that reads positions as rtrb does, for models too large to run twice.
+    ($(#[$meta:meta])* cached_only $name:ident => $model:expr) => {
+        $(#[$meta])*
+        mod $name {
+            use super::*;
+
+            $crate::both_roles!(@mode cached, Cached, $model);
+        }
+    };
+    (@mode $mode:ident, $positions:ident, $model:expr) => {
+        mod $mode {
+            use super::*;
+
             #[test]
             fn reader_on_main() {
-                ($model)($crate::common::Roles::ReaderOnMain);
+                $crate::common::with_positions($crate::common::Positions::$positions, || {
+                    ($model)($crate::common::Roles::ReaderOnMain)
+                });
             }
 
             #[test]
             fn writer_on_main() {
-                ($model)($crate::common::Roles::WriterOnMain);
+                $crate::common::with_positions($crate::common::Positions::$positions, || {
+                    ($model)($crate::common::Roles::WriterOnMain)
+                });
             }
         }
     };
