@@ -14,6 +14,8 @@
 //! second test records what each of them does with it instead.
 
 mod common;
+#[path = "common/ring.rs"]
+mod ring_helpers;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +27,8 @@ use futures::{Stream, StreamExt as _, stream};
 use wrpc_ring::baseline::{Duplex, Mpsc};
 use wrpc_ring::{Ring, RingPool};
 use wrpc_transport::{Invoke, Serve};
+
+use ring_helpers::{all_rings_returned, within_for};
 
 /// The import side (`world client`): one function per WIT function.
 mod client {
@@ -238,7 +242,7 @@ impl Served {
     /// test if any of them failed on the server side.
     async fn finish(self) {
         let calls = &self.calls;
-        within("server-side invocations finishing", async {
+        within_for(LIMIT, "server-side invocations finishing", async {
             while calls.finished.load(Ordering::SeqCst) != calls.started.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -436,23 +440,6 @@ where
     futures::future::join_all(calls).await;
 }
 
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: timed out (a hang)"))
-}
-
-/// Waits until every ring of `ring`'s pool is back (the server's tasks may still be
-/// dropping their handles).
-async fn all_rings_returned(ring: &Ring) {
-    within("rings returning to the pool", async {
-        while ring.pool().stats().in_use != 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-}
-
 fn ring() -> Ring {
     Ring::new(RingPool::new(BUFFER, 256)).with_prefix(PREFIX)
 }
@@ -461,17 +448,17 @@ fn ring() -> Ring {
 async fn generated_bindings_over_ring() {
     let ring = ring();
     let served = Served::start(&ring).await;
-    within("ring", exercise(&ring)).await;
+    within_for(LIMIT, "ring", exercise(&ring)).await;
     served.finish().await;
     all_rings_returned(&ring).await;
-    assert_eq!(ring.pool().stats().in_use, 0);
+    assert_eq!(ring.rings_in_use(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_bindings_over_duplex() {
     let duplex = Duplex::new(BUFFER).with_prefix(PREFIX);
     let served = Served::start(&duplex).await;
-    within("duplex", exercise(&duplex)).await;
+    within_for(LIMIT, "duplex", exercise(&duplex)).await;
     served.finish().await;
 }
 
@@ -479,7 +466,7 @@ async fn generated_bindings_over_duplex() {
 async fn generated_bindings_over_mpsc() {
     let mpsc = Mpsc::new(BUFFER).with_prefix(PREFIX);
     let served = Served::start(&mpsc).await;
-    within("mpsc", exercise(&mpsc)).await;
+    within_for(LIMIT, "mpsc", exercise(&mpsc)).await;
     served.finish().await;
 }
 
@@ -497,7 +484,7 @@ async fn generated_bindings_over_nats() {
     let server = connect().await;
     let client = connect().await;
     let served = Served::start(&server).await;
-    within("nats", exercise(&client)).await;
+    within_for(LIMIT, "nats", exercise(&client)).await;
     served.finish().await;
 }
 
@@ -539,7 +526,7 @@ async fn list_of_streams_over_ring() {
     let ring = ring();
     let served = Served::start(&ring).await;
     for sizes in MANY_SIZES {
-        let streams = within("list<stream<u8>> over ring", fetch_many(&ring, sizes))
+        let streams = within_for(LIMIT, "list<stream<u8>> over ring", fetch_many(&ring, sizes))
             .await
             .unwrap();
         for (k, data) in streams.iter().enumerate() {
@@ -568,7 +555,7 @@ async fn list_of_streams_is_lost_or_refused_by_the_baselines() {
         C::Context: Default,
     {
         for sizes in MANY_SIZES {
-            let streams = within("list<stream<u8>> over frame", fetch_many(client, sizes))
+            let streams = within_for(LIMIT, "list<stream<u8>> over frame", fetch_many(client, sizes))
                 .await
                 .unwrap();
             assert!(streams.iter().all(Vec::is_empty), "{sizes:?}: {streams:?}");
@@ -595,9 +582,14 @@ async fn list_of_streams_is_lost_or_refused_by_the_baselines() {
         };
         let (server, client) = (connect().await, connect().await);
         let served = Served::start(&server).await;
-        assert!(within("nats", fetch_many(&client, &[])).await.unwrap().is_empty());
+        assert!(
+            within_for(LIMIT, "nats", fetch_many(&client, &[]))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         for sizes in &MANY_SIZES[1..] {
-            let err = within("list<stream<u8>> over nats", fetch_many(&client, sizes))
+            let err = within_for(LIMIT, "list<stream<u8>> over nats", fetch_many(&client, sizes))
                 .await
                 .unwrap_err();
             assert!(

@@ -1,12 +1,12 @@
 //! Large values through the `Ring` transport with bounded memory: a 64 MiB `list<u8>`
-//! each way, and a 1 GiB `stream<u8>` result (256 MiB in debug builds unless
-//! `WRPC_RING_FULL_SIZE=1`), with the peak of live heap bytes measured by a global
-//! allocator.
+//! each way, a 1 GiB `stream<u8>` result (256 MiB in debug builds unless
+//! `WRPC_RING_FULL_SIZE=1`), a flood of calls with 1 MiB parameters against a server
+//! that does not take them, and 100,000 async values written ahead of their reader, with
+//! the peak of live heap bytes measured by the counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod common;
+
 use std::pin::{Pin, pin};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -14,56 +14,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt as _, stream};
 use tokio::io::AsyncWriteExt as _;
 use wrpc_ring::{Ring, RingPool};
-use wrpc_transport::{Index as _, InvokeExt as _, Serve as _, ServeExt as _};
+use wrpc_transport::{Index as _, Invoke as _, InvokeExt as _, Serve as _, ServeExt as _};
 
-/// Tracks live heap bytes and their peak.
-struct Peak;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(by: usize) {
-    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-}
-
-// SAFETY: defers every operation to the system allocator unchanged.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        grew(new_size);
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use common::alloc::with_peak;
 
 #[global_allocator]
-static GLOBAL: Peak = Peak;
-
-/// One measurement at a time: the counters are process-wide.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Runs `body` and returns its result and the peak of live heap bytes above what was
-/// live when it started.
-fn with_peak<T>(body: impl FnOnce() -> T) -> (T, usize) {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let result = body();
-    (result, PEAK.load(Ordering::Relaxed).saturating_sub(base))
-}
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 const MIB: usize = 1 << 20;
 const RING_CAPACITY: usize = 256 * 1024;
@@ -121,7 +77,7 @@ fn a_64_mib_list_each_way() {
             assert_eq!(echo.len(), SIZE);
             assert!(echo == list, "the echo differs");
             eprintln!("64 MiB list<u8> each way: {took:?}");
-            assert_eq!(ring.pool().stats().in_use, 0);
+            assert_eq!(ring.rings_in_use(), 0);
             anyhow::Ok(())
         })
         .unwrap();
@@ -191,7 +147,7 @@ fn a_1_gib_stream_with_bounded_memory() {
                 size / MIB,
                 size as f64 / took.as_secs_f64() / (1u64 << 30) as f64
             );
-            assert_eq!(ring.pool().stats().in_use, 0);
+            assert_eq!(ring.rings_in_use(), 0);
             anyhow::Ok(())
         })
         .unwrap();
@@ -252,4 +208,235 @@ fn a_typed_stream_result() {
         "64 MiB typed stream<u8>: peak heap {} MiB above the start",
         peak / MIB
     );
+}
+
+const NO_PATHS: &[&[Option<usize>]] = &[];
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// Defect 1: a flood of calls with 1 MiB parameters against a registration whose serve
+/// stream is never polled. Each call is either queued or refused at once as overloaded,
+/// naming its target, and memory stays bounded by the queue, not by the flood.
+#[test]
+fn a_flood_against_a_server_that_does_not_poll_stays_bounded() {
+    const CALLS: usize = 256;
+    let rt = current_thread();
+    let ((), peak) = with_peak(|| {
+        rt.block_on(async {
+            let ring = Ring::new(RingPool::new(64 * 1024, 16)).with_prefix("flood");
+            // Registered, never polled.
+            let invocations = ring.serve("test:flood/flood", "f", NO_SERVE_PATHS).await?;
+            let (mut queued, mut overloaded) = (Vec::new(), 0);
+            for i in 0..CALLS {
+                let params = Bytes::from(vec![i as u8; MIB]);
+                match ring.invoke(None, "test:flood/flood", "f", params, NO_PATHS).await {
+                    Ok(handles) => queued.push(handles),
+                    Err(err) => {
+                        let msg = format!("{err:#}");
+                        for part in ["overloaded", "`f`", "`test:flood/flood`", "`flood`"] {
+                            assert!(msg.contains(part), "{part} missing in: {msg}");
+                        }
+                        overloaded += 1;
+                    }
+                }
+            }
+            eprintln!("{CALLS} calls: {} queued, {overloaded} overloaded", queued.len());
+            assert!(overloaded > 0, "all {CALLS} calls were queued");
+            assert_eq!(queued.len() + overloaded, CALLS);
+            drop(queued);
+            drop(invocations);
+            assert_eq!(ring.rings_in_use(), 0);
+            anyhow::Ok(())
+        })
+        .unwrap();
+    });
+    eprintln!("flood of {CALLS} × 1 MiB: peak heap {} MiB", peak / MIB);
+    assert!(
+        peak < 80 * MIB,
+        "peak {peak} bytes for a flood of {CALLS} 1 MiB calls"
+    );
+}
+
+/// Defect 1: a caller that gives up while its call is queued frees the parameters at
+/// once (not when the server finally polls), and the server never sees that call.
+#[test]
+fn a_cancelled_queued_call_frees_its_params_at_once() {
+    const SIZE: usize = 16 * MIB;
+    let rt = current_thread();
+    let ((), _) = with_peak(|| {
+        rt.block_on(async {
+            let ring = Ring::new(RingPool::new(64 * 1024, 16));
+            let mut invocations = Box::pin(ring.serve("test:cancel/cancel", "f", NO_SERVE_PATHS).await?);
+            let params = Bytes::from(vec![7; SIZE]);
+            let cancelled = ring
+                .invoke(None, "test:cancel/cancel", "f", params, NO_PATHS)
+                .await?;
+            assert!(common::alloc::live() >= SIZE);
+            drop(cancelled);
+            let live = common::alloc::live();
+            assert!(
+                live < MIB,
+                "{} MiB still live after the caller gave up its queued call",
+                live / MIB
+            );
+            let (out, _results) = ring
+                .invoke(
+                    None,
+                    "test:cancel/cancel",
+                    "f",
+                    Bytes::from_static(b"live"),
+                    NO_PATHS,
+                )
+                .await?;
+            drop(out); // the parameters end with the `params` bytes
+            let (_, _outgoing, mut incoming) = invocations.next().await.context("served")??;
+            let mut params = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut incoming, &mut params).await?;
+            assert_eq!(params, b"live", "the server was handed the cancelled call");
+            anyhow::Ok(())
+        })
+        .unwrap();
+    });
+}
+
+/// How many async values the tests below write ahead of their reader
+/// (`WRPC_RING_ELEMENTS` overrides it).
+fn elements(default: usize) -> usize {
+    std::env::var("WRPC_RING_ELEMENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+type U8Future = Pin<Box<dyn Future<Output = u8> + Send>>;
+
+/// Heap held per element once everything is written and before the caller reads: the
+/// transport's small ring (256 bytes of storage and its bookkeeping) and table entry,
+/// plus the caller's decoded but pending values (measured: 1.6 KiB per `future<u8>`,
+/// 3.1 KiB per `stream<u8>`; 64 KiB and more before size-classed rings).
+const HELD_PER_ELEMENT: usize = 4 * 1024;
+/// Peak heap per element, both sides and wRPC's codec included. wRPC's decoder dominates
+/// it: each pending `future`/`stream` element gets a `FramedRead` with an 8 KiB buffer
+/// once the caller's I/O future polls it (measured: 10.5 KiB per `future<u8>`, 12 KiB
+/// per `stream<u8>`; before size-classed rings, 70 KiB).
+const PEAK_PER_ELEMENT: usize = 16 * 1024;
+
+/// 100,000 elements in release builds, 20,000 in debug ones (a debug run of 100,000
+/// takes minutes), unless `WRPC_RING_ELEMENTS` says otherwise.
+fn many() -> usize {
+    elements(if cfg!(debug_assertions) { 20_000 } else { 100_000 })
+}
+
+/// Defect 2: a `list<future<u8>>` result of 100,000 elements, every one written before
+/// the caller reads any. Each holds one byte, so the transport must not hold a 64 KiB
+/// ring for each.
+#[test]
+fn a_hundred_thousand_futures_written_ahead_of_their_reader() {
+    let n = many();
+    let rt = runtime();
+    let ((), peak) = with_peak(|| {
+        rt.block_on(async {
+            let ring = Ring::new(RingPool::new(64 * 1024, 16));
+            let invocations = ring
+                .serve_values::<(), (Vec<U8Future>,)>("test:many/futures", "f", NO_SERVE_PATHS)
+                .await?;
+            let server = tokio::spawn(async move {
+                let mut invocations = pin!(invocations);
+                let (_, (), _, respond) = invocations.next().await.context("no invocation")??;
+                let futures = (0..n)
+                    .map(|i| Box::pin(async move { i as u8 }) as U8Future)
+                    .collect();
+                respond((futures,)).await
+            });
+            let ((futures,), io) = ring
+                .invoke_values::<_, _, (Vec<U8Future>,)>(
+                    None,
+                    "test:many/futures",
+                    "f",
+                    (),
+                    [[Some(0), None].as_slice()],
+                )
+                .await?;
+            // Everything is written before the caller reads a byte.
+            server.await??;
+            let held = common::alloc::live();
+            eprintln!("{n} future<u8> written ahead: {} B held per element", held / n);
+            assert!(held < n * HELD_PER_ELEMENT, "{held} bytes held for {n} futures");
+            let io = tokio::spawn(io.context("futures need I/O")?);
+            for (i, future) in futures.into_iter().enumerate() {
+                assert_eq!(future.await, i as u8);
+            }
+            io.await??;
+            assert_eq!(ring.rings_in_use(), 0);
+            anyhow::Ok(())
+        })
+        .unwrap();
+    });
+    eprintln!(
+        "{n} future<u8> written ahead: peak heap {} MiB ({} B per element)",
+        peak / MIB,
+        peak / n
+    );
+    assert!(peak < n * PEAK_PER_ELEMENT, "peak {peak} bytes for {n} futures");
+}
+
+/// Defect 2: a `list<stream<u8>>` result of 10,000 elements of 16 bytes each, every one
+/// written before the caller reads any.
+#[test]
+fn ten_thousand_streams_written_ahead_of_their_reader() {
+    let n = elements(10_000);
+    let rt = runtime();
+    let ((), peak) = with_peak(|| {
+        rt.block_on(async {
+            let ring = Ring::new(RingPool::new(64 * 1024, 16));
+            let invocations = ring
+                .serve_values::<(), (Vec<ByteStream>,)>("test:many/streams", "f", NO_SERVE_PATHS)
+                .await?;
+            let server = tokio::spawn(async move {
+                let mut invocations = pin!(invocations);
+                let (_, (), _, respond) = invocations.next().await.context("no invocation")??;
+                let streams = (0..n)
+                    .map(|i| {
+                        let chunk = Bytes::from(vec![i as u8; 16]);
+                        Box::pin(stream::iter([chunk])) as ByteStream
+                    })
+                    .collect();
+                respond((streams,)).await
+            });
+            let ((streams,), io) = ring
+                .invoke_values::<_, _, (Vec<ByteStream>,)>(
+                    None,
+                    "test:many/streams",
+                    "f",
+                    (),
+                    [[Some(0), None].as_slice()],
+                )
+                .await?;
+            server.await??;
+            let held = common::alloc::live();
+            eprintln!("{n} stream<u8> written ahead: {} B held per element", held / n);
+            assert!(held < n * HELD_PER_ELEMENT, "{held} bytes held for {n} streams");
+            let io = tokio::spawn(io.context("streams need I/O")?);
+            for (i, stream) in streams.into_iter().enumerate() {
+                let chunks: Vec<Bytes> = stream.collect().await;
+                let got: Vec<u8> = chunks.concat();
+                assert_eq!(got, vec![i as u8; 16], "stream {i}");
+            }
+            io.await??;
+            assert_eq!(ring.rings_in_use(), 0);
+            anyhow::Ok(())
+        })
+        .unwrap();
+    });
+    eprintln!(
+        "{n} stream<u8> written ahead: peak heap {} MiB ({} B per element)",
+        peak / MIB,
+        peak / n
+    );
+    assert!(peak < n * PEAK_PER_ELEMENT, "peak {peak} bytes for {n} streams");
 }

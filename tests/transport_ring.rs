@@ -9,13 +9,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, stream};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead as _, AsyncReadExt as _, AsyncWriteExt as _};
 use wrpc_ring::transport::{Incoming, Outgoing};
 use wrpc_ring::{Aborted, Headers, Ring, RingPool, TransportError};
 use wrpc_transport::{Index as _, Invoke, InvokeExt as _, Serve, ServeExt as _};
 
+#[path = "common/ring.rs"]
+mod ring_helpers;
+
+use ring_helpers::{all_rings_returned, within};
+
 const NO_PATHS: &[&[Option<usize>]] = &[];
-const LIMIT: Duration = Duration::from_secs(10);
 
 type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 type StringFuture = Pin<Box<dyn Future<Output = String> + Send>>;
@@ -26,24 +30,6 @@ fn ring() -> Ring {
 
 fn serve_paths(paths: &[&[Option<usize>]]) -> Vec<Box<[Option<usize>]>> {
     paths.iter().map(|path| Box::from(*path)).collect()
-}
-
-/// Fails the test instead of hanging.
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: timed out (a hang)"))
-}
-
-/// Waits until every ring of `ring`'s pool is back (the other side may still be
-/// dropping its handles on another task).
-async fn all_rings_returned(ring: &Ring) {
-    within("rings returning to the pool", async {
-        while ring.pool().stats().in_use != 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
 }
 
 /// `unwrap_err` for results whose value has no `Debug` (the typed helpers' I/O futures).
@@ -510,18 +496,22 @@ async fn wildcard_paths_get_separate_rings_met_in_any_order() -> anyhow::Result<
             tokio::spawn(async move { w.write_all(format!("{i}").repeat(1000).as_bytes()).await })
         })
         .collect();
+    let mut first = None;
     for i in [1, 0] {
         let mut s = String::new();
-        within("read", incoming.index(&[0, i])?.read_to_string(&mut s)).await?;
+        let mut reader = incoming.index(&[0, i])?;
+        within("read", reader.read_to_string(&mut s)).await?;
         assert_eq!(s, format!("{i}").repeat(1000));
+        first.get_or_insert(reader);
     }
     assert_eq!(within("reader 2", reader2).await??, "2".repeat(1000));
     for w in writers {
         w.await??;
     }
-    // A second reader of the same element is refused.
+    // A second reader of an element whose reader is still held is refused.
     let err = incoming.index(&[0, 1])?.read(&mut [0; 1]).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    drop(first);
     Ok(())
 }
 
@@ -562,7 +552,8 @@ async fn params_reach_the_callee_by_reference_then_the_ring() -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_invocations() -> anyhow::Result<()> {
     const N: u32 = 10_000;
-    let ring = Ring::new(RingPool::new(4 * 1024, 16 * 1024));
+    // All 10,000 may be queued at once: the bound is raised to match.
+    let ring = Ring::new(RingPool::new(4 * 1024, 16 * 1024)).with_max_queued(N as usize);
     let invocations = ring
         .serve_values::<(u32, String), (u64, String)>("test:many/many", "f", serve_paths(&[]))
         .await?;
@@ -608,6 +599,132 @@ async fn ten_thousand_concurrent_invocations() -> anyhow::Result<()> {
         anyhow::Ok(())
     })
     .await?;
+    all_rings_returned(&ring).await;
+    server.abort();
+    Ok(())
+}
+
+/// Defect 8: a handler writes its root results, indexes a result sub-stream and panics
+/// before writing to it. Whether the caller's reader binds before the panic or after it,
+/// it gets the abort of a writer dropped while panicking, never a clean (empty) end.
+#[tokio::test]
+async fn an_unwritten_sub_stream_of_a_panicking_handler_aborts_every_reader() -> anyhow::Result<()> {
+    for reader_first in [true, false] {
+        let ring = ring();
+        let mut invocations = Box::pin(ring.serve("test:panic/panic", "f", serve_paths(&[])).await?);
+        let (out, mut results) = ring
+            .invoke(
+                None,
+                "test:panic/panic",
+                "f",
+                Bytes::new(),
+                [[Some(0)].as_slice()],
+            )
+            .await?;
+        drop(out);
+        let (_, mut outgoing, _incoming) = next_raw(&mut invocations).await;
+        let early = if reader_first {
+            let mut stream = results.index(&[0])?;
+            let (bound, bound_rx) = tokio::sync::oneshot::channel();
+            let early = tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut first = [0; 1];
+                // Binds the reader (nothing is written yet), then reads to the end.
+                let read = std::future::poll_fn(|cx| {
+                    let mut buf = tokio::io::ReadBuf::new(&mut first);
+                    let poll = Pin::new(&mut stream).poll_read(cx, &mut buf);
+                    std::task::Poll::Ready(poll)
+                })
+                .await;
+                let _ = bound.send(());
+                if let std::task::Poll::Ready(read) = read {
+                    read?;
+                    return Ok(first.to_vec());
+                }
+                stream.read_to_end(&mut got).await.map(|_| got)
+            });
+            bound_rx.await?;
+            Some(early)
+        } else {
+            None
+        };
+        let handler = tokio::spawn(async move {
+            outgoing.write_all(&[0]).await.unwrap();
+            let _data = outgoing.index(&[0]).unwrap();
+            drop(outgoing);
+            panic!("the handler fails before writing its stream");
+        });
+        assert!(handler.await.unwrap_err().is_panic());
+        within("root results", results.read_exact(&mut [0; 1])).await?;
+        let read = match early {
+            Some(early) => within("early reader", early).await?,
+            None => {
+                let mut stream = results.index(&[0])?;
+                let mut got = Vec::new();
+                within("late reader", stream.read_to_end(&mut got))
+                    .await
+                    .map(|_| got)
+            }
+        };
+        let err = match read {
+            Ok(got) => panic!(
+                "reader first: {reader_first}: a clean end after {} bytes",
+                got.len()
+            ),
+            Err(err) => err,
+        };
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::ConnectionAborted,
+            "reader first: {reader_first}: {err}"
+        );
+        let reason = aborted_reason(&err).unwrap_or_default();
+        assert!(
+            reason.contains("panicking"),
+            "reader first: {reader_first}: {reason}"
+        );
+        drop(results);
+        all_rings_returned(&ring).await;
+    }
+    Ok(())
+}
+
+/// Defect 8 through wRPC's typed helpers: a `-> stream<u8>` whose producer panics before
+/// its first chunk surfaces as an I/O error, not as an empty stream with `Ok` I/O.
+#[tokio::test]
+async fn a_typed_stream_result_whose_producer_panics_is_an_io_error() -> anyhow::Result<()> {
+    let ring = ring();
+    let invocations = ring
+        .serve_values::<(), (ByteStream,)>("test:panic/typed", "f", serve_paths(&[]))
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut invocations = pin!(invocations);
+        while let Some(invocation) = invocations.next().await {
+            let (_, (), _, respond) = invocation?;
+            let producer: ByteStream = Box::pin(stream::poll_fn(|_| -> std::task::Poll<Option<Bytes>> {
+                panic!("the producer fails before its first chunk")
+            }));
+            tokio::spawn(respond((producer,)));
+        }
+        anyhow::Ok(())
+    });
+    let ((chunks,), io) = within(
+        "invoke",
+        ring.invoke_values::<_, _, (ByteStream,)>(None, "test:panic/typed", "f", (), [[Some(0)].as_slice()]),
+    )
+    .await?;
+    let io = io.context("a stream result has I/O")?;
+    let (received, io) = within(
+        "stream and I/O",
+        futures::future::join(chunks.collect::<Vec<Bytes>>(), io),
+    )
+    .await;
+    assert!(
+        received.iter().all(Bytes::is_empty),
+        "no data from a producer that panicked"
+    );
+    let err = failed(io);
+    assert!(format!("{err:#}").contains("panicking"), "{err:#}");
     all_rings_returned(&ring).await;
     server.abort();
     Ok(())

@@ -74,7 +74,9 @@ struct Prefix<K: PipeKind> {
     served: RwLock<HashSet<(String, String)>>,
 }
 
-struct Shared<K: PipeKind> {
+/// Everything the handles of one [`Framed`] transport share: the pipe size and the servers
+/// by prefix.
+struct FramedNetwork<K: PipeKind> {
     buffer: usize,
     prefixes: Mutex<HashMap<String, Arc<Prefix<K>>>>,
 }
@@ -110,7 +112,7 @@ struct Shared<K: PipeKind> {
 /// # }).unwrap();
 /// ```
 pub struct Framed<K: PipeKind> {
-    shared: Arc<Shared<K>>,
+    network: Arc<FramedNetwork<K>>,
     prefix: Arc<str>,
     kind: PhantomData<fn() -> K>,
 }
@@ -118,7 +120,7 @@ pub struct Framed<K: PipeKind> {
 impl<K: PipeKind> Clone for Framed<K> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
+            network: self.network.clone(),
             prefix: self.prefix.clone(),
             kind: PhantomData,
         }
@@ -130,7 +132,7 @@ impl<K: PipeKind> Framed<K> {
     /// prefix.
     pub fn new(buffer: usize) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            network: Arc::new(FramedNetwork {
                 buffer,
                 prefixes: Mutex::default(),
             }),
@@ -142,7 +144,7 @@ impl<K: PipeKind> Framed<K> {
     /// A handle on the same transport that invokes and serves under `prefix`.
     pub fn with_prefix(&self, prefix: &str) -> Self {
         Self {
-            shared: self.shared.clone(),
+            network: self.network.clone(),
             prefix: Arc::from(prefix),
             kind: PhantomData,
         }
@@ -164,7 +166,7 @@ impl<K: PipeKind> Framed<K> {
     }
 
     fn lookup(&self) -> Option<Arc<Prefix<K>>> {
-        self.shared
+        self.network
             .prefixes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -174,7 +176,7 @@ impl<K: PipeKind> Framed<K> {
 
     fn lookup_or_create(&self) -> Arc<Prefix<K>> {
         let mut prefixes = self
-            .shared
+            .network
             .prefixes
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -240,8 +242,8 @@ impl<K: PipeKind> wrpc_transport::Invoke for Framed<K> {
                 K::NAME
             );
         };
-        let (client_tx, server_rx) = K::pipe(self.shared.buffer);
-        let (server_tx, client_rx) = K::pipe(self.shared.buffer);
+        let (client_tx, server_rx) = K::pipe(self.network.buffer);
+        let (server_tx, client_rx) = K::pipe(self.network.buffer);
         let handoff = Handoff::<K>(Mutex::new(Some((cx, server_tx, server_rx))));
         // The callee side runs on its own task: never inline in the caller's future.
         tokio::spawn(async move {
@@ -285,7 +287,7 @@ impl<K: PipeKind> fmt::Debug for Framed<K> {
         f.debug_struct("Framed")
             .field("kind", &K::NAME)
             .field("prefix", &self.prefix)
-            .field("buffer", &self.shared.buffer)
+            .field("buffer", &self.network.buffer)
             .finish()
     }
 }

@@ -4,26 +4,69 @@
 //! Every handle of an invocation ([`Outgoing`](super::Outgoing) and
 //! [`Incoming`](super::Incoming), on both sides) shares one [`Call`]. The mutex in it is
 //! taken when a handle is created (`index`), when it first touches its ring (*binding*,
-//! once per handle) and when it is dropped: never per read or write. Calls are pooled
-//! like rings, so a warm invocation allocates nothing here.
+//! once per handle), when a stream grows into a larger ring, at the end of a stream and
+//! when a handle is dropped: never per read or write. Calls are pooled like rings, so a
+//! warm invocation allocates nothing here.
+//!
+//! # Sub-streams
+//!
+//! The table of sub-streams is indexed by direction and path, and holds an entry only
+//! while some handle of that path still needs it: the writer bound first and its rings
+//! wait for the reader, the reader waits for the writer, or one of them ended before the
+//! other came. An entry whose two handles have both settled is removed, so a call's
+//! memory follows the sub-streams it *holds*, not the ones it has seen.
+//!
+//! A reader that binds first leases nothing: it parks its waker in the entry, and the
+//! writer leases the ring at its first write, sized by that write ([`Classes`]). When a
+//! write finds its ring full, the writer moves on to a ring of the next class: it hands
+//! the new ring's reader half to the entry, then closes the old ring cleanly; the reader,
+//! at the clean end of a ring, looks for a next one before reporting end-of-stream. So a
+//! one-byte `future<u8>` holds a small ring, and a stream written in 64 KiB chunks runs
+//! on a ring many chunks deep instead of alternating with its reader chunk by chunk.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::io;
+use std::task::Waker;
+
+use bytes::Bytes;
 
 use crate::RingPool;
 use crate::ring::{RingReader, RingWriter};
-use crate::sync::{Arc, Mutex, lock};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 use super::error::TransportError;
+use super::headers::Headers;
+use super::inbox::Inbox;
 use super::path::{Declaration, DisplayDeclared, FlatPaths, Path, classify};
 
 /// Parameter paths as the callee declared them in `serve` (`std`'s `Arc`: the type of
 /// `Serve::serve`'s argument).
 pub(crate) type ServePaths = std::sync::Arc<[Box<[Option<usize>]>]>;
 
+/// The default bound on the sub-streams one invocation holds at once
+/// ([`Ring::with_max_call_streams`](crate::Ring::with_max_call_streams)).
+pub const DEFAULT_MAX_CALL_STREAMS: usize = 1 << 20;
+
+/// The default bound on the ring bytes one invocation holds written ahead of their
+/// readers ([`Ring::with_max_call_bytes`](crate::Ring::with_max_call_bytes)): 1 GiB.
+pub const DEFAULT_MAX_CALL_BYTES: usize = 1 << 30;
+
+/// The smallest ring class, for values of a few bytes (a `future<u8>`, a short string):
+/// 256 bytes of storage, next to roughly 600 bytes of ring bookkeeping.
+const SMALL_RING: usize = 256;
+
+/// The largest ring class is this many times the transport's pool capacity ...
+const LARGE_FACTOR: usize = 16;
+/// ... but at most this, unless the pool's own rings are larger.
+const LARGE_RING_MAX: usize = 4 << 20;
+/// Idle rings kept in the large class: they are big, and only streams use them.
+const LARGE_IDLE: usize = 8;
+
 /// The two directions of an invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Dir {
     /// Caller to callee.
     Params,
@@ -123,53 +166,158 @@ pub(crate) enum WriterBinding {
 /// What a reader handle gets when it binds.
 pub(crate) enum ReaderBinding {
     Ring(RingReader),
+    /// Nothing written yet: the waker is parked in the table.
+    Parked,
     /// The writer closed cleanly without ever writing.
     Eof,
     Failed(Failure),
 }
 
-/// How a handle that never bound ends.
-pub(crate) enum Unbound<'a> {
-    /// It had bound, or was never meant to carry data: nothing to record.
+/// How a handle ends, for the table.
+pub(crate) enum Ending<'a> {
+    /// It was never meant to carry data, or failed to bind: nothing to record.
     Nothing,
-    /// A writer: a clean close (`None`) or an abort with the reason.
-    Writer(Dir, &'a Path, Option<Cow<'static, str>>),
-    /// A reader that never read.
-    Reader(Dir, &'a Path),
+    /// A writer that never bound: a clean close (`None`) or an abort with the reason.
+    UnboundWriter(Dir, &'a Path, Option<Cow<'static, str>>),
+    /// A reader that never read (`parked`: it had parked its waker).
+    UnboundReader(Dir, &'a Path, bool),
+    /// A handle that held a ring of its path.
+    Bound(Dir, &'a Path, Half),
 }
 
-/// The state of one sub-stream.
-enum Slot {
-    /// The writer bound first: the reader half waits for the reading side.
-    ReaderWaiting(RingReader),
-    /// The reader bound first: the writer half waits for the writing side.
-    WriterWaiting(RingWriter),
-    /// The writer ended before binding: cleanly (`None`) or aborted.
+/// The two halves of a sub-stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Half {
+    Writer,
+    Reader,
+}
+
+/// The writing half of one sub-stream, as the table sees it.
+enum WriterState {
+    /// No writer has come yet.
+    Absent,
+    /// A writer handle holds the newest ring.
+    Bound,
+    /// The writer ended before binding: cleanly (`None`) or aborted. Waits for the reader.
     Ended(Option<Cow<'static, str>>),
-    /// The reader was dropped before binding.
-    ReaderGone,
-    /// Both ends settled: no half is left here.
-    Settled,
+    /// The writer is done with the table.
+    Done,
 }
 
+/// The reading half of one sub-stream, as the table sees it.
+enum ReaderState {
+    /// No reader has come yet.
+    Absent,
+    /// A reader handle waits for the first ring (its waker).
+    Parked(Waker),
+    /// A reader handle holds a ring of this path.
+    Bound,
+    /// The reader is done, or was dropped before binding.
+    Done,
+}
+
+/// One sub-stream.
 struct Entry {
-    dir: Dir,
-    path: Path,
-    slot: Slot,
+    writer: WriterState,
+    reader: ReaderState,
+    /// Reader halves of rings the writer filled, not yet taken by the reader.
+    rings: Rings,
 }
 
-/// A ring half taken out of the table, to be closed outside the lock.
-enum Leftover {
-    Reader(RingReader),
-    Writer(RingWriter, Option<Cow<'static, str>>),
+/// A FIFO of reader halves whose first is stored inline: more than one only after a
+/// stream grew before its reader came, so a sub-stream's entry allocates nothing.
+#[derive(Default)]
+struct Rings {
+    first: Option<RingReader>,
+    rest: Vec<RingReader>,
 }
 
-impl Leftover {
+impl Rings {
+    const fn new() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push(&mut self, reader: RingReader) {
+        if self.first.is_none() {
+            self.first = Some(reader);
+        } else {
+            self.rest.push(reader);
+        }
+    }
+
+    /// The oldest.
+    fn pop(&mut self) -> Option<RingReader> {
+        let first = self.first.take()?;
+        if !self.rest.is_empty() {
+            self.first = Some(self.rest.remove(0));
+        }
+        Some(first)
+    }
+}
+
+impl Entry {
+    const fn new() -> Self {
+        Self {
+            writer: WriterState::Absent,
+            reader: ReaderState::Absent,
+            rings: Rings::new(),
+        }
+    }
+
+    /// Whether no handle needs this entry any more.
+    fn is_settled(&self) -> bool {
+        self.rings.is_empty()
+            && matches!(self.writer, WriterState::Done)
+            && matches!(self.reader, ReaderState::Done)
+    }
+}
+
+type Key = (Dir, Path);
+
+/// An invocation waiting in a registration's [`Inbox`]: what the callee gets when its
+/// serve stream takes it.
+pub(crate) struct Delivery {
+    pub(crate) cx: Option<Headers>,
+    pub(crate) params: Bytes,
+}
+
+/// Work left for after the lock: halves to close and readers to wake. The first of
+/// each is stored inline, so the common case (one reader woken) allocates nothing.
+#[derive(Default)]
+struct Leftovers {
+    reader: Option<RingReader>,
+    readers: Vec<RingReader>,
+    waker: Option<Waker>,
+    wakers: Vec<Waker>,
+}
+
+impl Leftovers {
+    fn close(&mut self, reader: RingReader) {
+        match self.reader {
+            None => self.reader = Some(reader),
+            Some(_) => self.readers.push(reader),
+        }
+    }
+
+    fn wake(&mut self, waker: Waker) {
+        match self.waker {
+            None => self.waker = Some(waker),
+            Some(_) => self.wakers.push(waker),
+        }
+    }
+
     fn finish(self) {
-        match self {
-            Self::Reader(reader) => drop(reader),
-            Self::Writer(mut writer, Some(reason)) => writer.abort(reason),
-            Self::Writer(writer, None) => drop(writer),
+        drop(self.reader);
+        drop(self.readers);
+        for waker in self.waker.into_iter().chain(self.wakers) {
+            waker.wake();
         }
     }
 }
@@ -183,10 +331,20 @@ struct State {
     params: Option<ServePaths>,
     /// Result paths, declared by the caller.
     results: FlatPaths,
-    /// Sub-streams touched so far (kept for the whole invocation; its capacity is
-    /// reused by the next one).
-    entries: Vec<Entry>,
+    /// Sub-streams that some handle still needs (their capacity is reused by the next
+    /// invocation).
+    entries: HashMap<Key, Entry>,
+    /// Capacity of the rings in `entries`, written and waiting for their readers.
+    waiting_bytes: usize,
+    /// Tells this invocation from later ones on the same pooled `Call`.
+    ticket: u64,
+    /// Set while the invocation waits in a registration's inbox.
+    delivery: Option<Delivery>,
+    inbox: Option<Arc<Inbox>>,
 }
+
+/// Entries a pooled call may keep the capacity of.
+const KEPT_ENTRIES: usize = 64;
 
 impl State {
     fn declaration(&self, dir: Dir, path: &[usize]) -> Declaration {
@@ -239,13 +397,6 @@ impl State {
         }
     }
 
-    fn find(&mut self, dir: Dir, path: &Path) -> Option<&mut Slot> {
-        self.entries
-            .iter_mut()
-            .find(|entry| entry.dir == dir && entry.path == *path.as_slice())
-            .map(|entry| &mut entry.slot)
-    }
-
     fn in_use(&self, dir: Dir, path: &Path, by: &str) -> Failure {
         Failure::new(
             io::ErrorKind::AlreadyExists,
@@ -255,6 +406,131 @@ impl State {
                 self.target_name()
             ),
         )
+    }
+
+    /// The failure of a new entry beyond the per-call bound on sub-streams.
+    fn check_streams(&self, limits: &Limits, dir: Dir, path: &Path) -> Result<(), Failure> {
+        let max = limits.streams.load(Ordering::Relaxed);
+        if self.entries.len() < max {
+            return Ok(());
+        }
+        Err(Failure::new(
+            io::ErrorKind::QuotaExceeded,
+            TransportError::TooManyStreams {
+                target: self.target_name(),
+                path: path.as_slice().to_vec(),
+                direction: dir.name(),
+                limit: max,
+            }
+            .to_string(),
+        ))
+    }
+
+    /// Whether a ring of `capacity` more bytes may wait in the table.
+    fn bytes_allowed(&self, limits: &Limits, capacity: usize) -> Result<(), usize> {
+        let max = limits.bytes.load(Ordering::Relaxed);
+        if self.waiting_bytes + capacity <= max {
+            Ok(())
+        } else {
+            Err(max)
+        }
+    }
+
+    fn too_many_bytes(&self, dir: Dir, path: &Path, capacity: usize, limit: usize) -> Failure {
+        Failure::new(
+            io::ErrorKind::QuotaExceeded,
+            TransportError::TooManyBytes {
+                target: self.target_name(),
+                path: path.as_slice().to_vec(),
+                direction: dir.name(),
+                held: self.waiting_bytes,
+                requested: capacity,
+                limit,
+            }
+            .to_string(),
+        )
+    }
+
+    /// Removes the entry of `key` if no handle needs it any more.
+    fn remove_if_settled(&mut self, key: &Key) {
+        if self.entries.get(key).is_some_and(Entry::is_settled) {
+            self.entries.remove(key);
+        }
+    }
+
+    /// Takes the oldest ring waiting in `entry`.
+    fn take_ring(waiting_bytes: &mut usize, entry: &mut Entry) -> Option<RingReader> {
+        let reader = entry.rings.pop()?;
+        *waiting_bytes -= reader.capacity();
+        Some(reader)
+    }
+
+    /// Drops (into `leftovers`) every ring waiting in `entry`.
+    fn drain_rings(waiting_bytes: &mut usize, entry: &mut Entry, leftovers: &mut Leftovers) {
+        while let Some(reader) = entry.rings.pop() {
+            *waiting_bytes -= reader.capacity();
+            leftovers.close(reader);
+        }
+    }
+}
+
+/// The per-call bounds, shared by every call of a transport (set by `Ring`'s builders).
+#[derive(Debug)]
+pub(crate) struct Limits {
+    pub(crate) streams: AtomicUsize,
+    pub(crate) bytes: AtomicUsize,
+}
+
+/// The ring classes sub-streams are leased from: small, the transport's own pool, large.
+pub(crate) struct Classes {
+    pools: [RingPool; 3],
+}
+
+impl Classes {
+    fn new(standard: RingPool) -> Self {
+        let capacity = standard.ring_capacity();
+        let idle = standard.max_idle();
+        let small = RingPool::new(SMALL_RING.min(capacity), idle);
+        let large_capacity = (capacity * LARGE_FACTOR).min(LARGE_RING_MAX).max(capacity);
+        let large = RingPool::new(large_capacity, idle.min(LARGE_IDLE));
+        Self {
+            pools: [small, standard, large],
+        }
+    }
+
+    /// The class of a stream whose first write is `len` bytes: one that holds several
+    /// such writes.
+    fn for_first_write(&self, len: usize) -> usize {
+        let [small, standard, _] = &self.pools;
+        if len.saturating_mul(4) <= small.ring_capacity() {
+            0
+        } else if len.saturating_mul(2) <= standard.ring_capacity() {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The class after the one of a ring of `capacity` bytes, if any.
+    fn next_after(&self, capacity: usize) -> Option<usize> {
+        self.pools.iter().position(|pool| pool.ring_capacity() > capacity)
+    }
+
+    fn capacity(&self, class: usize) -> usize {
+        self.pools[class].ring_capacity()
+    }
+
+    fn acquire(&self, class: usize) -> (RingWriter, RingReader) {
+        self.pools[class].acquire()
+    }
+
+    pub(crate) fn standard(&self) -> &RingPool {
+        &self.pools[1]
+    }
+
+    /// Rings of every class handed out and not yet returned.
+    pub(crate) fn in_use(&self) -> usize {
+        self.pools.iter().map(|pool| pool.stats().in_use).sum()
     }
 }
 
@@ -266,8 +542,10 @@ pub(crate) struct Call {
 
 /// Idle [`Call`]s, and the rings their sub-streams lease.
 pub(crate) struct CallPool {
-    rings: RingPool,
+    rings: Classes,
+    pub(crate) limits: Limits,
     max_idle: usize,
+    next_ticket: AtomicU64,
     /// `None` once the transport is gone (which breaks the `Call` → pool → `Call` cycle).
     idle: Mutex<Option<Vec<Arc<Call>>>>,
 }
@@ -276,23 +554,29 @@ impl CallPool {
     pub(crate) fn new(rings: RingPool) -> Arc<Self> {
         let max_idle = rings.max_idle();
         Arc::new(Self {
-            rings,
+            rings: Classes::new(rings),
+            limits: Limits {
+                streams: AtomicUsize::new(DEFAULT_MAX_CALL_STREAMS),
+                bytes: AtomicUsize::new(DEFAULT_MAX_CALL_BYTES),
+            },
             max_idle,
+            next_ticket: AtomicU64::new(0),
             idle: Mutex::new(Some(Vec::new())),
         })
     }
 
-    pub(crate) fn rings(&self) -> &RingPool {
+    pub(crate) fn rings(&self) -> &Classes {
         &self.rings
     }
 
-    /// Sets up a call with the two root handles of each side counted.
+    /// Sets up a call with the two root handles of each side counted; returns it and its
+    /// ticket.
     pub(crate) fn start<P: AsRef<[Option<usize>]>>(
         self: &Arc<Self>,
         target: Arc<Target>,
         params: ServePaths,
         results: &[P],
-    ) -> Arc<Call> {
+    ) -> (Arc<Call>, u64) {
         let reused = lock(&self.idle).as_mut().and_then(Vec::pop);
         let call = reused.unwrap_or_else(|| {
             Arc::new(Call {
@@ -300,14 +584,16 @@ impl CallPool {
                 home: self.clone(),
             })
         });
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         {
             let mut state = lock(&call.state);
             state.live = [2, 2];
             state.target = Some(target);
             state.params = Some(params);
             state.results.fill(results);
+            state.ticket = ticket;
         }
-        call
+        (call, ticket)
     }
 
     /// Frees the idle calls and stops keeping returned ones.
@@ -341,188 +627,345 @@ impl Call {
         lock(&self.state).live[side as usize] == 0
     }
 
-    /// Gives a writer handle its ring, meeting the reader whichever binds first.
-    pub(crate) fn bind_writer(&self, dir: Dir, path: &Path) -> WriterBinding {
+    // ----- queueing -----
+
+    /// Records what the callee gets once its serve stream takes invocation `ticket` from
+    /// `inbox`.
+    pub(crate) fn queue(&self, ticket: u64, delivery: Delivery, inbox: Arc<Inbox>) {
         let mut state = lock(&self.state);
-        if let Err(failure) = state.check_leaf(dir, path) {
-            return WriterBinding::Failed(failure);
-        }
-        let reader_gone = state.live[dir.reader() as usize] == 0;
-        match state.find(dir, path) {
-            Some(slot) => match std::mem::replace(slot, Slot::Settled) {
-                Slot::WriterWaiting(writer) => WriterBinding::Ring(writer),
-                Slot::ReaderGone => WriterBinding::Failed(Failure::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the reader of this stream is gone",
-                )),
-                other => {
-                    *slot = other;
-                    WriterBinding::Failed(state.in_use(dir, path, "written"))
-                }
-            },
-            None if reader_gone => WriterBinding::Failed(Failure::new(
-                io::ErrorKind::BrokenPipe,
-                dir.reader().gone_reason(),
-            )),
-            None => {
-                let (writer, reader) = self.home.rings.acquire();
-                state.entries.push(Entry {
-                    dir,
-                    path: path.clone(),
-                    slot: Slot::ReaderWaiting(reader),
-                });
-                WriterBinding::Ring(writer)
-            }
-        }
+        debug_assert_eq!(state.ticket, ticket);
+        state.delivery = Some(delivery);
+        state.inbox = Some(inbox);
     }
 
-    /// Gives a reader handle its ring, meeting the writer whichever binds first.
-    pub(crate) fn bind_reader(&self, dir: Dir, path: &Path) -> ReaderBinding {
+    /// Takes the delivery of invocation `ticket` out of the call, if it is still waiting
+    /// (not cancelled, not taken, and the call not reused since).
+    pub(crate) fn take_delivery(&self, ticket: u64) -> Option<Delivery> {
         let mut state = lock(&self.state);
+        if state.ticket != ticket {
+            return None;
+        }
+        state.inbox = None;
+        state.delivery.take()
+    }
+
+    // ----- binding -----
+
+    /// Gives a writer handle its ring for a first write of `len` bytes, meeting the
+    /// reader whichever binds first.
+    pub(crate) fn bind_writer(&self, dir: Dir, path: &Path, len: usize) -> WriterBinding {
+        let mut wake = None;
+        let binding = {
+            let mut guard = lock(&self.state);
+            let state = &mut *guard;
+            if let Err(failure) = state.check_leaf(dir, path) {
+                return WriterBinding::Failed(failure);
+            }
+            let reader_gone = state.live[dir.reader() as usize] == 0;
+            let key = (dir, path.clone());
+            let limits = &self.home.limits;
+            let class = self.home.rings.for_first_write(len);
+            let capacity = self.home.rings.capacity(class);
+            match state.entries.get(&key) {
+                None if reader_gone => {
+                    return WriterBinding::Failed(Failure::new(
+                        io::ErrorKind::BrokenPipe,
+                        dir.reader().gone_reason(),
+                    ));
+                }
+                None => {
+                    if let Err(failure) = state.check_streams(limits, dir, path) {
+                        return WriterBinding::Failed(failure);
+                    }
+                }
+                Some(entry) => match entry.writer {
+                    WriterState::Absent => {}
+                    _ => return WriterBinding::Failed(state.in_use(dir, path, "written")),
+                },
+            }
+            if let Err(limit) = state.bytes_allowed(limits, capacity) {
+                return WriterBinding::Failed(state.too_many_bytes(dir, path, capacity, limit));
+            }
+            let entry = state.entries.entry(key.clone()).or_insert_with(Entry::new);
+            if let ReaderState::Done = entry.reader {
+                // The reader was dropped before binding.
+                entry.writer = WriterState::Done;
+                state.remove_if_settled(&key);
+                return WriterBinding::Failed(Failure::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the reader of this stream is gone",
+                ));
+            }
+            let (writer, reader) = self.home.rings.acquire(class);
+            entry.writer = WriterState::Bound;
+            entry.rings.push(reader);
+            if let ReaderState::Parked(waker) = std::mem::replace(&mut entry.reader, ReaderState::Absent) {
+                wake = Some(waker);
+            }
+            state.waiting_bytes += capacity;
+            WriterBinding::Ring(writer)
+        };
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+        binding
+    }
+
+    /// A ring of the class after `capacity` for a bound writer whose ring is full, its
+    /// reader half queued behind the current ring's; `None` when there is no larger
+    /// class, the reader is gone, or the per-call bound on bytes leaves no room (the
+    /// writer then waits for its reader as usual).
+    pub(crate) fn grow(&self, dir: Dir, path: &Path, capacity: usize) -> Option<RingWriter> {
+        let class = self.home.rings.next_after(capacity)?;
+        let capacity = self.home.rings.capacity(class);
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        state.bytes_allowed(&self.home.limits, capacity).ok()?;
+        let entry = state.entries.get_mut(&(dir, path.clone()))?;
+        if !matches!(entry.writer, WriterState::Bound) || matches!(entry.reader, ReaderState::Done) {
+            return None;
+        }
+        let (writer, reader) = self.home.rings.acquire(class);
+        entry.rings.push(reader);
+        state.waiting_bytes += capacity;
+        Some(writer)
+    }
+
+    /// Gives a reader handle its ring, meeting the writer whichever binds first; a
+    /// reader that comes first parks `waker` (`parked`: this handle did so already).
+    pub(crate) fn bind_reader(&self, dir: Dir, path: &Path, waker: &Waker, parked: bool) -> ReaderBinding {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
         if let Err(failure) = state.check_leaf(dir, path) {
             return ReaderBinding::Failed(failure);
         }
         let writer_gone = state.live[dir.writer() as usize] == 0;
-        match state.find(dir, path) {
-            Some(slot) => match std::mem::replace(slot, Slot::Settled) {
-                Slot::ReaderWaiting(reader) => ReaderBinding::Ring(reader),
-                Slot::Ended(None) => ReaderBinding::Eof,
-                Slot::Ended(Some(reason)) => {
-                    ReaderBinding::Failed(Failure::new(io::ErrorKind::ConnectionAborted, reason))
+        let key = (dir, path.clone());
+        let Some(entry) = state.entries.get_mut(&key) else {
+            if writer_gone {
+                return ReaderBinding::Failed(Failure::new(
+                    io::ErrorKind::ConnectionAborted,
+                    dir.writer().gone_reason(),
+                ));
+            }
+            if let Err(failure) = state.check_streams(&self.home.limits, dir, path) {
+                return ReaderBinding::Failed(failure);
+            }
+            let mut entry = Entry::new();
+            entry.reader = ReaderState::Parked(waker.clone());
+            state.entries.insert(key, entry);
+            return ReaderBinding::Parked;
+        };
+        match &mut entry.reader {
+            ReaderState::Absent => {}
+            ReaderState::Parked(stored) if parked => {
+                if !stored.will_wake(waker) {
+                    stored.clone_from(waker);
                 }
-                other => {
-                    *slot = other;
-                    ReaderBinding::Failed(state.in_use(dir, path, "read"))
-                }
-            },
-            None if writer_gone => ReaderBinding::Failed(Failure::new(
+            }
+            _ => return ReaderBinding::Failed(state.in_use(dir, path, "read")),
+        }
+        if let Some(reader) = State::take_ring(&mut state.waiting_bytes, entry) {
+            entry.reader = ReaderState::Bound;
+            return ReaderBinding::Ring(reader);
+        }
+        let binding = match std::mem::replace(&mut entry.writer, WriterState::Done) {
+            WriterState::Ended(None) => ReaderBinding::Eof,
+            WriterState::Ended(Some(reason)) => {
+                ReaderBinding::Failed(Failure::new(io::ErrorKind::ConnectionAborted, reason))
+            }
+            WriterState::Absent if writer_gone => ReaderBinding::Failed(Failure::new(
                 io::ErrorKind::ConnectionAborted,
                 dir.writer().gone_reason(),
             )),
-            None => {
-                let (writer, reader) = self.home.rings.acquire();
-                state.entries.push(Entry {
-                    dir,
-                    path: path.clone(),
-                    slot: Slot::WriterWaiting(writer),
-                });
-                ReaderBinding::Ring(reader)
+            WriterState::Absent => {
+                entry.writer = WriterState::Absent;
+                if !parked {
+                    entry.reader = ReaderState::Parked(waker.clone());
+                }
+                return ReaderBinding::Parked;
             }
-        }
-    }
-
-    /// Ends a writer handle that never bound (shut down, aborted or dropped first).
-    pub(crate) fn end_writer(&self, dir: Dir, path: &Path, reason: Option<Cow<'static, str>>) {
-        let leftover = {
-            let mut state = lock(&self.state);
-            Self::settle_writer(&mut state, dir, path, reason)
+            // A writer that bound left a ring; one that is done left its rings too, all
+            // taken by now: nothing more is coming.
+            WriterState::Bound | WriterState::Done => ReaderBinding::Eof,
         };
-        if let Some(leftover) = leftover {
-            leftover.finish();
-        }
+        entry.reader = ReaderState::Done;
+        state.remove_if_settled(&key);
+        binding
     }
 
-    fn settle_writer(
-        state: &mut State,
-        dir: Dir,
-        path: &Path,
-        reason: Option<Cow<'static, str>>,
-    ) -> Option<Leftover> {
-        match state.find(dir, path) {
-            None => {
-                state.entries.push(Entry {
-                    dir,
-                    path: path.clone(),
-                    slot: Slot::Ended(reason),
-                });
-                None
-            }
-            Some(slot) => match std::mem::replace(slot, Slot::Settled) {
-                Slot::WriterWaiting(writer) => Some(Leftover::Writer(writer, reason)),
-                other => {
-                    // Another writer handle owns this path; leave it alone.
-                    *slot = other;
-                    None
-                }
-            },
-        }
+    /// For a bound reader at the clean end of its ring: the next ring of the stream, if
+    /// the writer moved on to a larger one.
+    pub(crate) fn next_ring(&self, dir: Dir, path: &Path) -> Option<RingReader> {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let entry = state.entries.get_mut(&(dir, path.clone()))?;
+        State::take_ring(&mut state.waiting_bytes, entry)
     }
 
-    fn settle_reader(state: &mut State, dir: Dir, path: &Path) -> Option<Leftover> {
-        match state.find(dir, path) {
-            None => {
-                state.entries.push(Entry {
-                    dir,
-                    path: path.clone(),
-                    slot: Slot::ReaderGone,
-                });
-                None
-            }
-            Some(slot) => match std::mem::replace(slot, Slot::Settled) {
-                Slot::ReaderWaiting(reader) => Some(Leftover::Reader(reader)),
-                Slot::Ended(_) | Slot::Settled => None,
-                other => {
-                    *slot = other;
-                    None
-                }
-            },
-        }
-    }
+    // ----- ending -----
 
-    /// Forgets a dropped handle of `side`, first recording how it ended if it never
-    /// bound. When the last handle of a side goes, the halves still waiting for that side
-    /// are closed (so the peer fails fast instead of waiting); when the last handle of
-    /// the call goes, the call returns to its pool.
-    pub(crate) fn release(self: &Arc<Self>, side: Side, unbound: Unbound<'_>) {
-        // Halves waiting for a side that is gone: only after a cancellation, so the
-        // vector stays empty (and unallocated) on the normal path.
-        let mut abandoned = Vec::new();
-        let (leftover, done) = {
+    /// Ends a writer handle that never bound (shut down or aborted first).
+    pub(crate) fn end_writer(&self, dir: Dir, path: &Path, reason: Option<Cow<'static, str>>) {
+        let mut leftovers = Leftovers::default();
+        {
             let mut state = lock(&self.state);
-            let leftover = match unbound {
-                Unbound::Nothing => None,
-                Unbound::Writer(dir, path, reason) => Self::settle_writer(&mut state, dir, path, reason),
-                Unbound::Reader(dir, path) => Self::settle_reader(&mut state, dir, path),
-            };
+            Self::settle(
+                &mut state,
+                Ending::UnboundWriter(dir, path, reason),
+                &mut leftovers,
+            );
+        }
+        leftovers.finish();
+    }
+
+    /// Records how a handle ended in the table.
+    fn settle(state: &mut State, ending: Ending<'_>, leftovers: &mut Leftovers) {
+        let (dir, path) = match &ending {
+            Ending::Nothing => return,
+            Ending::UnboundWriter(dir, path, _)
+            | Ending::UnboundReader(dir, path, _)
+            | Ending::Bound(dir, path, _) => (*dir, *path),
+        };
+        let key = (dir, path.clone());
+        let entry = match state.entries.entry(key.clone()) {
+            MapEntry::Occupied(entry) => entry.into_mut(),
+            MapEntry::Vacant(vacant) => match ending {
+                // Ended before the peer came: leave a mark for it.
+                Ending::UnboundWriter(_, _, reason) => {
+                    let mut entry = Entry::new();
+                    entry.writer = WriterState::Ended(reason);
+                    vacant.insert(entry);
+                    return;
+                }
+                Ending::UnboundReader(..) => {
+                    let mut entry = Entry::new();
+                    entry.reader = ReaderState::Done;
+                    vacant.insert(entry);
+                    return;
+                }
+                _ => return,
+            },
+        };
+        match ending {
+            Ending::Nothing => {}
+            Ending::UnboundWriter(_, _, reason) => {
+                if !matches!(entry.writer, WriterState::Absent) {
+                    return; // another writer handle owns this path
+                }
+                entry.writer = match entry.reader {
+                    ReaderState::Done => WriterState::Done,
+                    _ => WriterState::Ended(reason),
+                };
+                if let ReaderState::Parked(waker) = std::mem::replace(&mut entry.reader, ReaderState::Absent)
+                {
+                    leftovers.wake(waker);
+                }
+            }
+            Ending::UnboundReader(_, _, parked) => {
+                let ours = match entry.reader {
+                    ReaderState::Absent => true,
+                    ReaderState::Parked(_) => parked,
+                    _ => false,
+                };
+                if !ours {
+                    return; // another reader handle owns this path
+                }
+                entry.reader = ReaderState::Done;
+                State::drain_rings(&mut state.waiting_bytes, entry, leftovers);
+                if let WriterState::Ended(_) = entry.writer {
+                    entry.writer = WriterState::Done;
+                }
+            }
+            Ending::Bound(_, _, Half::Writer) => entry.writer = WriterState::Done,
+            Ending::Bound(_, _, Half::Reader) => {
+                entry.reader = ReaderState::Done;
+                State::drain_rings(&mut state.waiting_bytes, entry, leftovers);
+            }
+        }
+        state.remove_if_settled(&key);
+    }
+
+    /// Forgets a dropped handle of `side`, first recording how it ended. When the last
+    /// handle of a side goes, the halves still waiting for that side are closed (so the
+    /// peer fails fast instead of waiting), and a caller's invocation still queued is
+    /// taken out of its inbox with its parameters; when the last handle of the call
+    /// goes, the call returns to its pool.
+    pub(crate) fn release(self: &Arc<Self>, side: Side, ending: Ending<'_>) {
+        let mut leftovers = Leftovers::default();
+        let mut cancelled = None;
+        let done = {
+            let mut guard = lock(&self.state);
+            let state = &mut *guard;
+            Self::settle(state, ending, &mut leftovers);
             let live = &mut state.live[side as usize];
             *live -= 1;
             if *live == 0 {
-                for entry in &mut state.entries {
-                    let waits_for_side = match entry.slot {
-                        Slot::ReaderWaiting(_) => entry.dir.reader() == side,
-                        Slot::WriterWaiting(_) => entry.dir.writer() == side,
-                        _ => false,
-                    };
-                    if waits_for_side {
-                        match std::mem::replace(&mut entry.slot, Slot::Settled) {
-                            Slot::ReaderWaiting(reader) => abandoned.push(Leftover::Reader(reader)),
-                            Slot::WriterWaiting(writer) => abandoned
-                                .push(Leftover::Writer(writer, Some(Cow::Borrowed(side.gone_reason())))),
-                            _ => {}
-                        }
+                if side == Side::Client {
+                    if let Some(delivery) = state.delivery.take() {
+                        // Cancelled while queued: the callee never sees it.
+                        cancelled = Some((delivery, state.inbox.take(), state.ticket));
                     }
                 }
+                Self::abandon(state, side, &mut leftovers);
             }
             let done = state.live == [0, 0];
             if done {
                 // No handle is left, so nothing can reach this state until it is
                 // handed out again; every half was settled above.
+                debug_assert!(state.entries.values().all(|entry| entry.rings.is_empty()));
                 state.entries.clear();
+                if state.entries.capacity() > KEPT_ENTRIES {
+                    state.entries.shrink_to(KEPT_ENTRIES);
+                }
+                state.waiting_bytes = 0;
                 state.target = None;
                 state.params = None;
                 state.results.clear();
+                state.inbox = None;
             }
-            (leftover, done)
+            done
         };
-        if let Some(leftover) = leftover {
-            leftover.finish();
-        }
-        for leftover in abandoned {
-            leftover.finish();
+        leftovers.finish();
+        if let Some((delivery, inbox, ticket)) = cancelled {
+            if let Some(inbox) = inbox {
+                inbox.remove(ticket);
+            }
+            drop(delivery);
+            // The callee's two root handles that the delivery stood for.
+            drop(super::Outgoing::root(self.clone(), Side::Server, None));
+            drop(super::Incoming::root(self.clone(), Side::Server, Bytes::new()));
         }
         if done {
             self.home.recycle(self.clone());
         }
+    }
+
+    /// Closes what waits for `side`, whose last handle just went.
+    fn abandon(state: &mut State, side: Side, leftovers: &mut Leftovers) {
+        let waiting_bytes = &mut state.waiting_bytes;
+        state.entries.retain(|(dir, _), entry| {
+            if dir.reader() == side && !matches!(entry.reader, ReaderState::Done) {
+                // Nobody will read: the writer's next write fails with `BrokenPipe`.
+                entry.reader = ReaderState::Done;
+                State::drain_rings(waiting_bytes, entry, leftovers);
+                if let WriterState::Ended(_) = entry.writer {
+                    entry.writer = WriterState::Done;
+                }
+            }
+            if dir.writer() == side && matches!(entry.writer, WriterState::Absent) {
+                // Nobody will write: a parked reader fails instead of waiting.
+                entry.writer = match entry.reader {
+                    ReaderState::Done => WriterState::Done,
+                    _ => WriterState::Ended(Some(Cow::Borrowed(side.gone_reason()))),
+                };
+                if let ReaderState::Parked(waker) = std::mem::replace(&mut entry.reader, ReaderState::Absent)
+                {
+                    leftovers.wake(waker);
+                }
+            }
+            !entry.is_settled()
+        });
     }
 
     /// The invocation's target, for messages.
@@ -538,6 +981,8 @@ impl fmt::Debug for Call {
             .field("target", &state.target)
             .field("live", &state.live)
             .field("streams", &state.entries.len())
+            .field("waiting_bytes", &state.waiting_bytes)
+            .field("queued", &state.delivery.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -546,6 +991,7 @@ impl fmt::Debug for CallPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallPool")
             .field("max_idle", &self.max_idle)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

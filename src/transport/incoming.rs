@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use crate::ring::RingReader;
 use crate::sync::Arc;
 
-use super::call::{Call, Dir, Failure, ReaderBinding, Side, Unbound};
+use super::call::{Call, Dir, Ending, Failure, Half, ReaderBinding, Side};
 use super::error::TransportError;
 use super::path::Path;
 
@@ -59,6 +59,8 @@ pub struct Incoming {
 enum In {
     /// Not read past `head` yet: no ring leased.
     Unbound,
+    /// Read before anything was written: the waker waits in the call's table.
+    Parked,
     Ring(RingReader),
     /// The writer closed without writing.
     Eof,
@@ -86,13 +88,35 @@ impl Incoming {
         self.path.as_slice()
     }
 
-    fn bind(&mut self) {
-        if let In::Unbound = self.io {
-            self.io = match self.call.bind_reader(self.dir, &self.path) {
-                ReaderBinding::Ring(reader) => In::Ring(reader),
-                ReaderBinding::Eof => In::Eof,
-                ReaderBinding::Failed(failure) => In::Failed(failure),
-            };
+    /// Binds the handle to its ring if it has none; `Pending` while the writer has not
+    /// written yet (the waker then waits in the call's table).
+    fn poll_bind(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let parked = match self.io {
+            In::Unbound => false,
+            In::Parked => true,
+            _ => return Poll::Ready(()),
+        };
+        self.io = match self.call.bind_reader(self.dir, &self.path, cx.waker(), parked) {
+            ReaderBinding::Ring(reader) => In::Ring(reader),
+            ReaderBinding::Parked => {
+                self.io = In::Parked;
+                return Poll::Pending;
+            }
+            ReaderBinding::Eof => In::Eof,
+            ReaderBinding::Failed(failure) => In::Failed(failure),
+        };
+        Poll::Ready(())
+    }
+
+    /// At the clean end of the current ring: moves on to the stream's next ring if the
+    /// writer grew the stream; `false` at the real end.
+    fn next_ring(&mut self) -> bool {
+        match self.call.next_ring(self.dir, &self.path) {
+            Some(next) => {
+                self.io = In::Ring(next);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -109,11 +133,17 @@ impl AsyncRead for Incoming {
             this.head.advance(n);
             return Poll::Ready(Ok(()));
         }
-        this.bind();
-        match &mut this.io {
-            In::Ring(reader) => Pin::new(reader).poll_read(cx, buf),
-            In::Failed(failure) => Poll::Ready(Err(failure.to_error())),
-            In::Eof | In::Unbound => Poll::Ready(Ok(())),
+        std::task::ready!(this.poll_bind(cx));
+        loop {
+            let filled = buf.filled().len();
+            let poll = match &mut this.io {
+                In::Ring(reader) => Pin::new(reader).poll_read(cx, buf),
+                In::Failed(failure) => return Poll::Ready(Err(failure.to_error())),
+                In::Eof | In::Unbound | In::Parked => return Poll::Ready(Ok(())),
+            };
+            if !matches!(poll, Poll::Ready(Ok(()))) || buf.filled().len() > filled || !this.next_ring() {
+                return poll;
+            }
         }
     }
 }
@@ -124,11 +154,28 @@ impl AsyncBufRead for Incoming {
         if !this.head.is_empty() {
             return Poll::Ready(Ok(&this.head));
         }
-        this.bind();
+        std::task::ready!(this.poll_bind(cx));
+        loop {
+            match &mut this.io {
+                In::Ring(reader) => {
+                    // Probe first: a borrow returned from one arm cannot be followed by
+                    // the switch to the next ring in another (the borrow checker's
+                    // conditional-return limit), so data is fetched by a second call.
+                    let at_end = match Pin::new(&mut *reader).poll_fill_buf(cx) {
+                        Poll::Ready(Ok(data)) => data.is_empty(),
+                        _ => false,
+                    };
+                    if !at_end || !this.next_ring() {
+                        break;
+                    }
+                }
+                In::Failed(failure) => return Poll::Ready(Err(failure.to_error())),
+                In::Eof | In::Unbound | In::Parked => return Poll::Ready(Ok(&[])),
+            }
+        }
         match &mut this.io {
             In::Ring(reader) => Pin::new(reader).poll_fill_buf(cx),
-            In::Failed(failure) => Poll::Ready(Err(failure.to_error())),
-            In::Eof | In::Unbound => Poll::Ready(Ok(&[])),
+            _ => Poll::Ready(Ok(&[])),
         }
     }
 
@@ -162,11 +209,13 @@ impl wrpc_transport::Index<Self> for Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        let unbound = match self.io {
-            In::Unbound => Unbound::Reader(self.dir, &self.path),
-            _ => Unbound::Nothing,
+        let ending = match self.io {
+            In::Unbound => Ending::UnboundReader(self.dir, &self.path, false),
+            In::Parked => Ending::UnboundReader(self.dir, &self.path, true),
+            In::Ring(_) => Ending::Bound(self.dir, &self.path, Half::Reader),
+            In::Eof | In::Failed(_) => Ending::Nothing,
         };
-        self.call.release(self.side, unbound);
+        self.call.release(self.side, ending);
     }
 }
 
@@ -174,6 +223,7 @@ impl fmt::Debug for Incoming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let io = match &self.io {
             In::Unbound => "unbound",
+            In::Parked => "parked",
             In::Ring(_) => "ring",
             In::Eof => "eof",
             In::Failed(_) => "failed",

@@ -2,9 +2,11 @@
 //! `Serve` directly on pooled rings.
 //!
 //! - `ring`: the [`Ring`] handle and the trait implementations;
-//! - `registry`: `serve` registrations by prefix/instance/function, round-robin, and the
-//!   hand-over of new invocations to serve streams;
-//! - `call`: one invocation's shared state, the sub-stream table where both sides meet;
+//! - `registry`: `serve` registrations by prefix/instance/function (a snapshot table),
+//!   round-robin, and the hand-over of new invocations to serve streams;
+//! - `inbox`: a registration's bounded queue of invocations not yet taken;
+//! - `call`: one invocation's shared state, the sub-stream table where both sides meet,
+//!   and the ring size classes;
 //! - `outgoing`, `incoming`: the byte-stream handles ([`Outgoing`], [`Incoming`]);
 //! - `path`: async-value paths and declared path sets with wildcards;
 //! - `headers`: the invocation context ([`Headers`]);
@@ -13,14 +15,17 @@
 mod call;
 mod error;
 mod headers;
+mod inbox;
 mod incoming;
 mod outgoing;
 mod path;
 mod registry;
 mod ring;
 
+pub use self::call::{DEFAULT_MAX_CALL_BYTES, DEFAULT_MAX_CALL_STREAMS};
 pub use self::error::TransportError;
 pub use self::headers::Headers;
 pub use self::incoming::Incoming;
 pub use self::outgoing::Outgoing;
+pub use self::registry::DEFAULT_MAX_QUEUED;
 pub use self::ring::Ring;

@@ -11,7 +11,7 @@ use tokio::io::AsyncWrite;
 use crate::ring::RingWriter;
 use crate::sync::Arc;
 
-use super::call::{Call, Dir, Failure, Side, Unbound, WriterBinding};
+use super::call::{Call, Dir, Ending, Failure, Half, Side, WriterBinding};
 use super::error::TransportError;
 use super::path::Path;
 
@@ -21,9 +21,13 @@ use super::path::Path;
 ///
 /// [`Index`](wrpc_transport::Index) gives the stream of an async value (a `stream` or
 /// `future` nested anywhere in the values) as another `Outgoing`, which writes to a ring
-/// of its own: sub-streams never block each other. The ring is leased from the
-/// transport's [`RingPool`](crate::RingPool) at the first non-empty write, and meets the
-/// peer's [`Incoming`](super::Incoming) for the same path whichever touches it first.
+/// of its own: sub-streams never block each other. The ring is leased at the first
+/// non-empty write, sized by that write: a small ring for a few bytes, the transport's
+/// [`RingPool`](crate::RingPool) capacity for more, a ring 16 times larger (at most
+/// 4 MiB) for writes of more than half a pool ring. A write that finds its ring full moves
+/// the stream on to the next larger class, so a stream written in large chunks never
+/// alternates with its reader chunk by chunk. The ring meets the peer's
+/// [`Incoming`](super::Incoming) for the same path whichever touches it first.
 ///
 /// # Closing
 ///
@@ -34,6 +38,9 @@ use super::path::Path;
 /// - The callee's root results stream dropped without a single byte written (the
 ///   handler gave up, or the serve stream was dropped before the invocation was taken)
 ///   is an abort naming the function, so the caller fails instead of waiting.
+/// - Any handle dropped while its thread panics is an abort, whether it had written or
+///   not, and whenever its reader comes: a panicking handler never ends a stream as if
+///   it were complete.
 ///
 /// # Errors
 ///
@@ -41,7 +48,10 @@ use super::path::Path;
 /// (including when the whole peer side dropped the invocation) or after a shutdown, and
 /// with [`NotFound`](io::ErrorKind::NotFound) on a path that is only a prefix of declared
 /// async values; a second writer for the same path gets
-/// [`AlreadyExists`](io::ErrorKind::AlreadyExists).
+/// [`AlreadyExists`](io::ErrorKind::AlreadyExists), and a sub-stream beyond the per-call
+/// bounds ([`Ring::with_max_call_streams`](crate::Ring::with_max_call_streams),
+/// [`Ring::with_max_call_bytes`](crate::Ring::with_max_call_bytes))
+/// [`QuotaExceeded`](io::ErrorKind::QuotaExceeded).
 ///
 /// # Cancellation safety
 ///
@@ -96,12 +106,6 @@ impl Outgoing {
         }
     }
 
-    pub(crate) fn set_unused(&mut self, unused: Unused) {
-        if self.unused.is_some() {
-            self.unused = Some(unused);
-        }
-    }
-
     /// Whether every handle of the caller is gone (it cancelled the invocation).
     pub(crate) fn is_caller_gone(&self) -> bool {
         self.call.is_gone(Side::Client)
@@ -127,8 +131,8 @@ impl Outgoing {
         }
     }
 
-    fn bind(&mut self) {
-        self.io = match self.call.bind_writer(self.dir, &self.path) {
+    fn bind(&mut self, len: usize) {
+        self.io = match self.call.bind_writer(self.dir, &self.path, len) {
             WriterBinding::Ring(writer) => Out::Ring(writer),
             WriterBinding::Failed(failure) => Out::Failed(failure),
         };
@@ -137,11 +141,29 @@ impl Outgoing {
     fn poll_write_bufs(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         loop {
             match &mut self.io {
-                Out::Ring(writer) => return Pin::new(writer).poll_write_vectored(cx, bufs),
+                Out::Ring(writer) => {
+                    let poll = Pin::new(&mut *writer).poll_write_vectored(cx, bufs);
+                    // `Pending` with the task's budget spent is tokio's cooperative
+                    // yield, not a full ring.
+                    if poll.is_ready() || !tokio::task::coop::has_budget_remaining() {
+                        return poll;
+                    }
+                    // Full: move on to a larger ring if there is one. Its reader half
+                    // waits behind the old ring's, which closes cleanly here.
+                    match self.call.grow(self.dir, &self.path, writer.capacity()) {
+                        Some(larger) => drop(std::mem::replace(writer, larger)),
+                        None => return poll,
+                    }
+                }
                 Out::Failed(failure) => return Poll::Ready(Err(failure.to_error())),
                 Out::Closed => return Poll::Ready(Err(broken_pipe())),
-                Out::Unbound if bufs.iter().all(|buf| buf.is_empty()) => return Poll::Ready(Ok(0)),
-                Out::Unbound => self.bind(),
+                Out::Unbound => {
+                    let len = bufs.iter().map(|buf| buf.len()).sum();
+                    if len == 0 {
+                        return Poll::Ready(Ok(0));
+                    }
+                    self.bind(len);
+                }
             }
         }
     }
@@ -222,15 +244,23 @@ impl wrpc_transport::Index<Self> for Outgoing {
 
 impl Drop for Outgoing {
     fn drop(&mut self) {
-        let reason = match self.io {
-            Out::Unbound => self.unused_reason(),
-            _ => None,
+        let ending = match self.io {
+            Out::Unbound => {
+                let reason = if std::thread::panicking() {
+                    // The close table: a writer dropped while panicking is an abort,
+                    // even if it never wrote.
+                    Some(Cow::Borrowed(
+                        "the stream's writer was dropped while its thread was panicking",
+                    ))
+                } else {
+                    self.unused_reason()
+                };
+                Ending::UnboundWriter(self.dir, &self.path, reason)
+            }
+            Out::Ring(_) => Ending::Bound(self.dir, &self.path, Half::Writer),
+            Out::Failed(_) | Out::Closed => Ending::Nothing,
         };
-        let unbound = match self.io {
-            Out::Unbound => Unbound::Writer(self.dir, &self.path, reason),
-            _ => Unbound::Nothing,
-        };
-        self.call.release(self.side, unbound);
+        self.call.release(self.side, ending);
     }
 }
 

@@ -7,13 +7,13 @@ use futures::Stream;
 use tracing::instrument;
 
 use crate::RingPool;
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 
 use super::call::CallPool;
 use super::headers::Headers;
 use super::incoming::Incoming;
 use super::outgoing::Outgoing;
-use super::registry::{Network, Routes};
+use super::registry::{Network, PrefixRegistry};
 
 /// An in-process wRPC transport on pooled rings: one cheap, cloneable handle that
 /// implements both [`Invoke`](wrpc_transport::Invoke) and [`Serve`](wrpc_transport::Serve)
@@ -53,7 +53,11 @@ use super::registry::{Network, Routes};
 /// # Errors
 ///
 /// - `invoke` fails at once with [`TransportError::NoServer`](crate::TransportError) when
-///   nothing serves the target.
+///   nothing serves the target, and with `TransportError::Overloaded` when the
+///   registration it would go to already has [`with_max_queued`](Self::with_max_queued)
+///   invocations waiting for its serve stream.
+/// - A caller that drops its handles while its invocation is still queued takes it back
+///   at once: its parameters are freed then, and the callee never sees it.
 /// - A serve stream dropped: later invocations fail as above; invocations still queued
 ///   for it fail on the caller's read with an abort naming the target.
 /// - A callee dropping its results without writing any: the caller's read fails with an
@@ -123,7 +127,7 @@ use super::registry::{Network, Routes};
 #[derive(Clone)]
 pub struct Ring {
     net: Arc<Network>,
-    routes: Arc<Routes>,
+    registry: Arc<PrefixRegistry>,
 }
 
 impl Ring {
@@ -133,8 +137,51 @@ impl Ring {
     /// invocations are kept.
     pub fn new(pool: RingPool) -> Self {
         let net = Arc::new(Network::new(CallPool::new(pool)));
-        let routes = net.routes("");
-        Self { net, routes }
+        let registry = net.registry("");
+        Self { net, registry }
+    }
+
+    /// Bounds the invocations queued for each `serve` registration and not yet taken by
+    /// its serve stream (default [`DEFAULT_MAX_QUEUED`](crate::transport::DEFAULT_MAX_QUEUED)).
+    /// An invocation beyond it fails at once with
+    /// [`TransportError::Overloaded`](crate::TransportError) naming the target. Applies
+    /// to every handle of this transport, from the next invocation on.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is zero.
+    pub fn with_max_queued(self, max: usize) -> Self {
+        assert!(max > 0, "the queue bound must be at least 1");
+        self.net.max_queued.store(max, Ordering::Relaxed);
+        self
+    }
+
+    /// Bounds the sub-streams one invocation holds at once (default
+    /// [`DEFAULT_MAX_CALL_STREAMS`](crate::transport::DEFAULT_MAX_CALL_STREAMS)): an
+    /// entry is held from the first touch of a path until both of its ends are done.
+    /// Beyond it, `index` I/O fails with
+    /// [`QuotaExceeded`](std::io::ErrorKind::QuotaExceeded). Applies to every handle of
+    /// this transport.
+    pub fn with_max_call_streams(self, max: usize) -> Self {
+        self.net.calls.limits.streams.store(max, Ordering::Relaxed);
+        self
+    }
+
+    /// Bounds the ring bytes one invocation holds written ahead of their readers
+    /// (default [`DEFAULT_MAX_CALL_BYTES`](crate::transport::DEFAULT_MAX_CALL_BYTES)).
+    /// A sub-stream whose first ring does not fit fails with
+    /// [`QuotaExceeded`](std::io::ErrorKind::QuotaExceeded); a stream that would grow
+    /// into a larger ring keeps its ring instead. Applies to every handle of this
+    /// transport.
+    pub fn with_max_call_bytes(self, max: usize) -> Self {
+        self.net.calls.limits.bytes.store(max, Ordering::Relaxed);
+        self
+    }
+
+    /// Rings of every size class leased by this transport and not yet returned (0 once
+    /// every invocation has ended and its handles are dropped).
+    pub fn rings_in_use(&self) -> usize {
+        self.net.calls.rings().in_use()
     }
 
     /// A handle on the same transport that invokes and serves under `prefix` (in
@@ -142,24 +189,26 @@ impl Ring {
     pub fn with_prefix(&self, prefix: &str) -> Self {
         Self {
             net: self.net.clone(),
-            routes: self.net.routes(prefix),
+            registry: self.net.registry(prefix),
         }
     }
 
     /// This handle's prefix.
     pub fn prefix(&self) -> &str {
-        self.routes.prefix()
+        self.registry.prefix()
     }
 
-    /// The pool the transport's rings come from (for its statistics).
+    /// The pool the transport's rings of the standard class come from (for its
+    /// statistics). Sub-streams also lease smaller and larger rings from pools of their
+    /// own; [`rings_in_use`](Self::rings_in_use) counts all of them.
     pub fn pool(&self) -> &RingPool {
-        self.net.calls.rings()
+        self.net.calls.rings().standard()
     }
 
     /// Whether a `serve` registration for `instance`/`func` exists under this handle's
     /// prefix right now, so that a dispatcher can route locally.
     pub fn serves(&self, instance: &str, func: &str) -> bool {
-        self.routes.serves(instance, func)
+        self.registry.serves(instance, func)
     }
 }
 
@@ -181,8 +230,8 @@ impl wrpc_transport::Invoke for Ring {
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
         Ok(self
-            .routes
-            .invoke(&self.net.calls, cx, instance, func, params, paths.as_ref())?)
+            .registry
+            .invoke(&self.net, cx, instance, func, params, paths.as_ref())?)
     }
 }
 
@@ -200,7 +249,7 @@ impl wrpc_transport::Serve for Ring {
     ) -> anyhow::Result<
         impl Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>> + Send + 'static,
     > {
-        Ok(self.routes.serve(&self.net, instance, func, paths.into()))
+        Ok(self.registry.serve(&self.net, instance, func, paths.into()))
     }
 }
 
