@@ -96,12 +96,13 @@ impl Shared {
     /// How the writer ended the stream. Call it *before* looking at the ring.
     pub(crate) fn writer_end(&self) -> WriterEnd {
         let state = self.load();
-        if state & WRITER_ABORTED != 0 {
-            WriterEnd::Aborted
-        } else if state & WRITER_CLOSED != 0 {
-            WriterEnd::Closed
-        } else {
+        if state & (WRITER_CLOSED | WRITER_ABORTED) == 0 {
+            // The common case first: one test while streaming.
             WriterEnd::Open
+        } else if state & WRITER_ABORTED != 0 {
+            WriterEnd::Aborted
+        } else {
+            WriterEnd::Closed
         }
     }
 
