@@ -29,6 +29,11 @@
 //!   wRPC's `stream<u8>` encoder keeps pulling from an always-ready source into one
 //!   growing buffer while its sink is full, which would turn the benchmark into a
 //!   measurement of `BytesMut` growth and page faults (the same for every transport).
+//! - `echo_string_64B_spawned`: the same call with the callee spawning a task per
+//!   invocation to answer it, as generated bindings are served;
+//! - `result_stream_16MiB`: `produce() -> stream<u8>`, 16 MiB in 64 KiB chunks from a
+//!   source that yields between chunks, read by the caller through `invoke_values`
+//!   while it polls the I/O future (what generated bindings do for a stream result);
 //! - `raw_64B`: the transport alone, no codec: raw `Invoke::invoke` with 64 parameter
 //!   bytes, shutdown, read the 64-byte reply to the end; the callee is a raw `Serve`
 //!   stream that reads the parameters to the end, writes 64 bytes and shuts down.
@@ -78,9 +83,7 @@
 #[path = "../tests/common/nats.rs"]
 mod nats;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -98,51 +101,11 @@ use wrpc_transport::{Index, Invoke, InvokeExt as _, Serve, ServeExt as _};
 
 // ----- allocation counting -----
 
-/// Forwards to the system allocator, counting allocations while [`COUNTING`] is set.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
-
-#[inline]
-fn note(size: usize) {
-    // Relaxed throughout: the counts are read after a channel hand-over that orders them,
-    // and nothing else depends on them.
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        ALLOCATED_BYTES.fetch_add(size as u64, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: defers every operation to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../tests/common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 /// Allocations counted over a run of calls.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,12 +131,16 @@ const TEXT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab
 const LIST: usize = 64 * 1024;
 const STREAM: usize = 16 << 20;
 const CHUNK: usize = 64 * 1024;
+/// One chunk of the callee's `result-stream`.
+static RESULT_CHUNK: [u8; CHUNK] = [0x3C; CHUNK];
 /// The raw call's parameters and reply.
 static RAW: [u8; 64] = [0x5A; 64];
 /// Calls counted per operation (after a quarter as many warm-up calls).
-const ALLOC_CALLS: [(Op, u64); 5] = [
+const ALLOC_CALLS: [(Op, u64); 7] = [
     (Op::Raw, 2000),
     (Op::String, 2000),
+    (Op::SpawnedString, 2000),
+    (Op::ResultStream, 8),
     (Op::List, 500),
     (Op::Stream, 8),
     (Op::RawStream, 8),
@@ -184,12 +151,22 @@ const NO_PATHS: &[&[Option<usize>]] = &[];
 type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
 /// Every operation, in the order the groups run.
-const OPS: [Op; 5] = [Op::String, Op::Raw, Op::List, Op::Stream, Op::RawStream];
+const OPS: [Op; 7] = [
+    Op::String,
+    Op::SpawnedString,
+    Op::Raw,
+    Op::List,
+    Op::ResultStream,
+    Op::Stream,
+    Op::RawStream,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Raw,
     String,
+    SpawnedString,
+    ResultStream,
     List,
     Stream,
     RawStream,
@@ -200,6 +177,8 @@ impl Op {
         match self {
             Self::Raw => "raw",
             Self::String => "echo-string",
+            Self::SpawnedString => "echo-string-spawned",
+            Self::ResultStream => "result-stream",
             Self::List => "echo-list",
             Self::Stream => "echo-stream",
             Self::RawStream => "raw-stream",
@@ -210,6 +189,8 @@ impl Op {
         match self {
             Self::Raw => "raw_64B",
             Self::String => "echo_string_64B",
+            Self::SpawnedString => "echo_string_64B_spawned",
+            Self::ResultStream => "result_stream_16MiB",
             Self::List => "echo_list_64KiB",
             Self::Stream => "echo_stream_16MiB",
             Self::RawStream => "raw_stream_16MiB",
@@ -218,9 +199,9 @@ impl Op {
 
     fn payload(self) -> u64 {
         match self {
-            Self::Raw | Self::String => 64,
+            Self::Raw | Self::String | Self::SpawnedString => 64,
             Self::List => LIST as u64,
-            Self::Stream | Self::RawStream => STREAM as u64,
+            Self::Stream | Self::RawStream | Self::ResultStream => STREAM as u64,
         }
     }
 }
@@ -293,7 +274,7 @@ where
             }
             ensure!(seen == RAW.len(), "raw reply of {seen} bytes");
         }
-        Op::String => {
+        Op::String | Op::SpawnedString => {
             let ((echo,), _) = transport
                 .invoke_values::<_, _, (String,)>(cx(), INSTANCE, op.func(), (TEXT.to_string(),), NO_PATHS)
                 .await?;
@@ -310,6 +291,24 @@ where
                 )
                 .await?;
             ensure!(echo.len() == LIST, "list echo of {} bytes", echo.len());
+        }
+        Op::ResultStream => {
+            // What generated bindings do for `-> stream<u8>`: decode the root, then
+            // read the stream while polling the I/O future.
+            let ((mut chunks,), io) = transport
+                .invoke_values::<_, _, (ByteStream,)>(cx(), INSTANCE, op.func(), (), [[Some(0)].as_slice()])
+                .await?;
+            let io = io.context("a stream result needs I/O")?;
+            let consume = async {
+                let mut received = 0;
+                while let Some(chunk) = chunks.next().await {
+                    received += chunk.len();
+                }
+                received
+            };
+            let (received, io) = tokio::join!(consume, io);
+            io?;
+            ensure!(received == STREAM, "result stream of {received} bytes");
         }
         Op::Stream => {
             let source: ByteStream = Box::pin(Source {
@@ -454,6 +453,29 @@ async fn callees<T: Serve>(
         .serve_values::<(String,), (String,)>(INSTANCE, Op::String.func(), serve_paths(&[]))
         .await?;
     let string = serve_loop("string", string, |(_, (text,), _, respond)| respond((text,)));
+    // As generated bindings are used: a task per invocation.
+    let spawned = transport
+        .serve_values::<(String,), (String,)>(INSTANCE, Op::SpawnedString.func(), serve_paths(&[]))
+        .await?;
+    let spawned = serve_loop("spawned", spawned, |(_, (text,), _, respond)| async move {
+        tokio::spawn(async move {
+            if let Err(err) = respond((text,)).await {
+                eprintln!("spawned callee: {err:#}");
+            }
+        });
+        Ok(())
+    });
+    let result_stream = transport
+        .serve_values::<(), (ByteStream,)>(INSTANCE, Op::ResultStream.func(), serve_paths(&[]))
+        .await?;
+    let result_stream = serve_loop("result-stream", result_stream, |(_, (), _, respond)| async move {
+        let source: ByteStream = Box::pin(Source {
+            chunk: Bytes::from_static(&RESULT_CHUNK),
+            left: STREAM / CHUNK,
+            yielded: false,
+        });
+        respond((source,)).await
+    });
     let list = transport
         .serve_values::<(Bytes,), (Bytes,)>(INSTANCE, Op::List.func(), serve_paths(&[]))
         .await?;
@@ -491,6 +513,8 @@ async fn callees<T: Serve>(
     Ok(vec![
         Box::pin(raw),
         Box::pin(string),
+        Box::pin(spawned),
+        Box::pin(result_stream),
         Box::pin(list),
         Box::pin(stream),
         Box::pin(raw_stream),
@@ -541,9 +565,7 @@ impl Harness {
                     }) = pending.recv().await
                     {
                         if count {
-                            ALLOCATIONS.store(0, Ordering::Relaxed);
-                            ALLOCATED_BYTES.store(0, Ordering::Relaxed);
-                            COUNTING.store(true, Ordering::Relaxed);
+                            alloc::start_all();
                         }
                         let start = Instant::now();
                         for _ in 0..calls {
@@ -552,11 +574,8 @@ impl Harness {
                             }
                         }
                         let elapsed = start.elapsed();
-                        COUNTING.store(false, Ordering::Relaxed);
-                        let allocations = Allocations {
-                            count: ALLOCATIONS.load(Ordering::Relaxed),
-                            bytes: ALLOCATED_BYTES.load(Ordering::Relaxed),
-                        };
+                        let (count, bytes) = alloc::stop_all();
+                        let allocations = Allocations { count, bytes };
                         let _ = reply.send((elapsed, allocations));
                     }
                 });
@@ -653,7 +672,7 @@ fn bench_op(criterion: &mut Criterion, op: Op, flavor: &str, harnesses: &[Harnes
     let mut group: BenchmarkGroup<'_, WallTime> =
         criterion.benchmark_group(format!("{}_{flavor}", op.group()));
     group.throughput(Throughput::Bytes(op.payload()));
-    if matches!(op, Op::Stream | Op::RawStream) {
+    if matches!(op, Op::Stream | Op::RawStream | Op::ResultStream) {
         group
             .sample_size(10)
             .sampling_mode(SamplingMode::Flat)
@@ -678,9 +697,9 @@ const PAIRED_ROUNDS: usize = 11;
 /// Calls per transport per round of the paired comparison.
 fn paired_calls(op: Op) -> u64 {
     match op {
-        Op::Raw | Op::String => 1000,
+        Op::Raw | Op::String | Op::SpawnedString => 1000,
         Op::List => 200,
-        Op::Stream | Op::RawStream => 2,
+        Op::Stream | Op::RawStream | Op::ResultStream => 2,
     }
 }
 
@@ -729,8 +748,16 @@ fn print_paired_ratios(flavor: &str, harnesses: &[Harness]) {
                 format!("{} {:.2} µs", harness.name, per_call * 1e6)
             })
             .collect();
-        println!("  {:<18} {}", op.group(), cells.join(" | "));
-        println!("  {:<18} median per call: {}", "", per_call.join(", "));
+        println!("  {:<24} {}", op.group(), cells.join(" | "));
+        println!("  {:<24} median per call: {}", "", per_call.join(", "));
+        let ring = &mut times[0];
+        let best = ring.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "  {:<24} ring: best round {:.2} µs per call, median ÷ best {:.3}",
+            "",
+            best / calls as f64 * 1e6,
+            median(ring) / best
+        );
     }
 }
 
