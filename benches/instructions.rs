@@ -1,0 +1,275 @@
+//! Instruction counts of three hot paths, measured by callgrind through gungraun
+//! (issue: performance regressions that a noisy machine cannot hide).
+//!
+//! Wall-clock benches on a shared 2-core VM swing by 2×; the number of instructions a
+//! path executes does not. `scripts/instructions` runs this bench, compares each case's
+//! count with `benches/instructions.baseline` and fails on a regression beyond its
+//! margin; `docs/instructions.md` says how, and why that margin.
+//!
+//! Every case runs on a `current_thread` tokio runtime, so the whole path — both ends of
+//! the pipe or call, and the scheduler between them — runs on the one thread callgrind
+//! counts. The runtime, the pipe or host, and a few warm-up rounds (pool rings leased
+//! once, components compiled, first-call allocations) are built by the case's `setup`,
+//! which gungraun runs outside the measured function; the measured function runs
+//! [`ROUND_TRIPS`], [`CALLS`] or [`GREETS`] rounds and hands its state back, so that
+//! tearing it down is not measured either. The rounds run in a task of their own (as in
+//! `benches/pipe.rs` and `benches/component.rs`), not as `block_on`'s future, so a
+//! wake-up is a task switch, not a trip through the runtime's park path; the two ring
+//! cases' runtimes have no I/O or time driver, which nothing there uses.
+//!
+//! - `ring_rtt_64b`: [`wrpc_ring::duplex`] ping-pong: the client writes 64 bytes
+//!   (`write_all`), an echo task reads them (`read_exact`) and writes them back, the
+//!   client reads them. The path of `rtt_64B_current_thread/ring_duplex` in
+//!   `benches/pipe.rs`.
+//! - `ring_call`: one [`Ring`] call through wRPC's typed helpers: `invoke_values` of
+//!   `echo("ping") -> string` and a `serve_values` handler answering with its argument,
+//!   on an unprefixed `Ring` over a warm 64 KiB pool.
+//! - `greeter_call`: `wrpc-ring:examples/greeter.greet("world")` from component
+//!   `caller`, linked to the `greeter` example component, through the host's
+//!   `Dispatcher` over the ring (`invoke_values_blocking`): routing, encoding, a fresh
+//!   greeter instance from the pooling allocator, the guest's call and the reply. The
+//!   path of `component_greeter_current_thread/ring` in `benches/component.rs`.
+//!
+//! Run with `scripts/instructions` (or `cargo bench --profile instructions --features
+//! wasmtime --bench instructions`, which needs `gungraun-runner` and valgrind).
+
+// gungraun's macros generate public modules, constants and functions without docs.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::pin::pin;
+
+use futures::StreamExt as _;
+use gungraun::prelude::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::runtime::{Builder, Runtime};
+use tokio::task::JoinHandle;
+use wrpc_ring::host::{CallContext, HostConfig};
+use wrpc_ring::{Ring, RingPool, RingStream};
+use wrpc_transport::{InvokeExt as _, ServeExt as _};
+
+/// Round trips per `ring_rtt_64b` run.
+const ROUND_TRIPS: usize = 1000;
+/// Calls per `ring_call` run.
+const CALLS: usize = 100;
+/// Calls per `greeter_call` run.
+const GREETS: usize = 10;
+/// Rounds every case runs in its setup before it is measured.
+const WARM_UP: usize = 3;
+
+/// The ping-pong message size.
+const MESSAGE: usize = 64;
+/// Each ring's capacity: the crate's default ring size.
+const CAPACITY: usize = 64 * 1024;
+
+const NO_PATHS: &[&[Option<usize>]] = &[];
+
+/// A `current_thread` runtime, with the I/O and time drivers if `drivers`.
+fn current_thread(drivers: bool) -> Runtime {
+    let mut builder = Builder::new_current_thread();
+    if drivers {
+        builder.enable_all();
+    }
+    builder.build().expect("failed to build a current_thread runtime")
+}
+
+/// Runs `rounds` as a task of `rt` and waits for its output.
+fn on_task<T: Send + 'static>(rt: &Runtime, rounds: impl Future<Output = T> + Send + 'static) -> T {
+    rt.block_on(rt.spawn(rounds)).expect("the measured task panicked")
+}
+
+// ----- ring_rtt_64b -----
+
+/// A client end and an echo task on the other end of a [`wrpc_ring::duplex`].
+struct PingPong {
+    /// `None` only while a run has it.
+    client: Option<RingStream>,
+    _echo: JoinHandle<()>,
+    rt: Runtime,
+}
+
+impl PingPong {
+    fn new() -> Self {
+        let rt = current_thread(false);
+        let (client, mut server) = wrpc_ring::duplex(CAPACITY);
+        let echo = rt.spawn(async move {
+            let mut message = [0; MESSAGE];
+            while server.read_exact(&mut message).await.is_ok() {
+                if server.write_all(&message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut this = Self {
+            client: Some(client),
+            _echo: echo,
+            rt,
+        };
+        this.run(WARM_UP);
+        this
+    }
+
+    fn run(&mut self, round_trips: usize) {
+        let mut client = self.client.take().expect("a client end");
+        let client = on_task(&self.rt, async move {
+            let mut message = [0xA5; MESSAGE];
+            for _ in 0..round_trips {
+                client.write_all(black_box(&message)).await.expect("write");
+                client.read_exact(&mut message).await.expect("read");
+            }
+            assert_eq!(message, [0xA5; MESSAGE], "the echo changed the message");
+            client
+        });
+        self.client = Some(client);
+    }
+}
+
+#[library_benchmark]
+#[bench::duplex(setup = PingPong::new)]
+fn ring_rtt_64b(mut ping_pong: PingPong) -> PingPong {
+    ping_pong.run(ROUND_TRIPS);
+    ping_pong
+}
+
+// ----- ring_call -----
+
+const ECHO: &str = "wrpc-ring:bench/echo";
+
+/// A [`Ring`] with an `echo` handler served on it.
+struct RingCall {
+    ring: Ring,
+    _server: JoinHandle<()>,
+    rt: Runtime,
+}
+
+impl RingCall {
+    fn new() -> Self {
+        let rt = current_thread(false);
+        let ring = Ring::new(RingPool::new(CAPACITY, 64));
+        let invocations = rt
+            .block_on(ring.serve_values::<(String,), (String,)>(ECHO, "echo", Vec::new()))
+            .expect("serve");
+        let server = rt.spawn(async move {
+            let mut invocations = pin!(invocations);
+            while let Some(Ok((_, (text,), _, respond))) = invocations.next().await {
+                tokio::spawn(async move {
+                    let _ = respond((text,)).await;
+                });
+            }
+        });
+        let mut this = Self {
+            ring,
+            _server: server,
+            rt,
+        };
+        this.run(WARM_UP);
+        this
+    }
+
+    fn run(&mut self, calls: usize) {
+        let ring = self.ring.clone();
+        on_task(&self.rt, async move {
+            for _ in 0..calls {
+                let ((text,), io) = ring
+                    .invoke_values::<_, _, (String,)>(
+                        None,
+                        ECHO,
+                        "echo",
+                        (black_box("ping").to_string(),),
+                        NO_PATHS,
+                    )
+                    .await
+                    .expect("call");
+                assert!(io.is_none(), "no async values, no I/O future");
+                assert_eq!(text, "ping");
+            }
+        });
+    }
+}
+
+#[library_benchmark]
+#[bench::echo(setup = RingCall::new)]
+fn ring_call(mut call: RingCall) -> RingCall {
+    call.run(CALLS);
+    call
+}
+
+// ----- greeter_call -----
+
+const GREETER: &str = "wrpc-ring:examples/greeter";
+/// Slots of the greeter host's pooling allocator: a handful, since every call here
+/// runs alone.
+const POOLED_INSTANCES: u32 = 4;
+/// The calling component: not loaded, only the source of the calls and of the link.
+const CALLER: &str = "caller";
+
+/// A host serving the greeter, `caller`'s greeter import linked to it. Built from TOML
+/// and `Host`, so that it depends on little of the runtime's API.
+struct Greeter {
+    host: wrpc_ring::runtime::Host,
+    rt: Runtime,
+}
+
+impl Greeter {
+    fn new() -> Self {
+        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/components/wasm/greeter.wasm");
+        let config = HostConfig::from_toml(&format!(
+            r#"
+            transport = "ring"
+
+            [[component]]
+            id = "greeter"
+            path = {wasm:?}
+
+            [runtime]
+            # valgrind's address space holds less than 64 GiB: room for a few 4 GiB
+            # memory slots, not for the default 1000.
+            pooled_instances = {POOLED_INSTANCES}
+            "#
+        ))
+        .expect("the greeter host's config");
+        let rt = current_thread(true);
+        let host = rt
+            .block_on(wrpc_ring::runtime::Host::start(&config))
+            .expect("the greeter host");
+        // A `[[link]]` must come from a loaded component; `caller` is only this bench.
+        host.dispatcher().link(CALLER, GREETER, "default", "greeter");
+        let mut this = Self { host, rt };
+        this.run(WARM_UP);
+        this
+    }
+
+    fn run(&mut self, calls: usize) {
+        let dispatcher = self.host.dispatcher().clone();
+        on_task(&self.rt, async move {
+            for _ in 0..calls {
+                let (greeting,): (String,) = dispatcher
+                    .invoke_values_blocking(
+                        CallContext::new(CALLER),
+                        GREETER,
+                        "greet",
+                        (black_box("world").to_string(),),
+                        NO_PATHS,
+                    )
+                    .await
+                    .expect("greet");
+                assert_eq!(greeting, "Hello, world!");
+            }
+        });
+    }
+}
+
+#[library_benchmark]
+#[bench::world(setup = Greeter::new)]
+fn greeter_call(mut greeter: Greeter) -> Greeter {
+    greeter.run(GREETS);
+    greeter
+}
+
+library_benchmark_group!(
+    name = instructions,
+    benchmarks = [ring_rtt_64b, ring_call, greeter_call]
+);
+
+main!(library_benchmark_groups = instructions);
