@@ -121,6 +121,63 @@ fn other_invalid_values_are_named() {
     assert!(err("lattice = \"a.b\"").contains("lattice"));
     assert!(err("[nats]\nurl = \" \"").contains("nats.url"));
     assert!(err("transport = 5").contains("transport"));
+    assert!(err("[limits]\nmax_queued = 0").contains("limits.max_queued"));
+    assert!(err("[runtime]\npooled_instances = 0").contains("runtime.pooled_instances"));
+    assert!(err("[runtime]\ndecommit_batch_size = 0").contains("runtime.decommit_batch_size"));
+    assert!(
+        err("[runtime]\nlinear_memory_keep_resident = \"4GiB\"")
+            .contains("runtime.linear_memory_keep_resident")
+    );
+    assert!(err("[runtime]\npagemap_scan = \"maybe\"").contains("auto"));
+    assert!(
+        err("[[component]]\nid = \"a\"\npath = \"a.wasm\"\ninstances = \"warm\"").contains("reuse"),
+        "an unknown instance mode lists the valid ones"
+    );
+    assert!(
+        err("[[component]]\nid = \"a\"\npath = \"a.wasm\"\ninstances = \"reuse\"\nmax_uses = 0")
+            .contains("component.max_uses")
+    );
+}
+
+/// A timeout too far away to be a deadline is rejected with its key instead of
+/// overflowing `Instant::now() + timeout` (a panic) on the first call.
+#[test]
+fn a_huge_invocation_timeout_is_rejected_not_a_panic() {
+    let message = err("[limits]\ninvocation_timeout = \"18446744073709551615s\"");
+    assert!(
+        message.contains("limits.invocation_timeout") && message.contains("720h"),
+        "{message}"
+    );
+    assert!(HostConfig::from_toml("[limits]\ninvocation_timeout = \"720h\"").is_ok());
+}
+
+/// The `[runtime]` table and a component's instance mode parse with their defaults.
+#[test]
+fn runtime_keys_and_instance_modes_parse() {
+    let config = HostConfig::from_toml(
+        "[runtime]\nlinear_memory_keep_resident = \"2MiB\"\npagemap_scan = \"no\"\nconcurrency_support = true\nfast_path = false\n\
+         [[component]]\nid = \"a\"\npath = \"a.wasm\"\ninstances = \"reuse\"\nmax_uses = 7\n\
+         [[component]]\nid = \"b\"\npath = \"b.wasm\"",
+    )
+    .unwrap();
+    assert_eq!(config.runtime.linear_memory_keep_resident, ByteSize(2 << 20));
+    assert_eq!(config.runtime.pagemap_scan, wrpc_ring::host::PagemapScan::No);
+    assert!(config.runtime.concurrency_support && !config.runtime.fast_path);
+    assert_eq!(
+        config.runtime.table_keep_resident,
+        ByteSize(64 << 10),
+        "default kept"
+    );
+    assert_eq!(
+        config.component[0].instances,
+        wrpc_ring::host::InstanceMode::Reuse
+    );
+    assert_eq!(config.component[0].max_uses, 7);
+    assert_eq!(
+        config.component[1].instances,
+        wrpc_ring::host::InstanceMode::Fresh
+    );
+    assert_eq!(config.component[1].max_uses, wrpc_ring::host::DEFAULT_MAX_USES);
 }
 
 #[test]
@@ -135,6 +192,7 @@ fn environment_variables_override_the_file() {
             ("WRPC_RING_NATS_URL", "nats://127.0.0.1:4999"),
             ("WRPC_RING_INVOCATION_TIMEOUT", "3s"),
             ("WRPC_RING_MAX_INSTANCES", "7"),
+            ("WRPC_RING_MAX_QUEUED", "9"),
             ("PATH", "/usr/bin"), // not ours: ignored
         ]))
         .unwrap();
@@ -145,6 +203,7 @@ fn environment_variables_override_the_file() {
     assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4999"));
     assert_eq!(config.limits.invocation_timeout, Duration::from_secs(3));
     assert_eq!(config.limits.max_instances, 7);
+    assert_eq!(config.limits.max_queued, 9);
 }
 
 #[test]

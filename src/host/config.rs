@@ -252,6 +252,10 @@ pub struct RuntimeConfig {
     /// Off by default: no component this host can serve uses component-model-async,
     /// and it makes every call slower.
     pub concurrency_support: bool,
+    /// Call byte-shaped and scalar signatures through wasmtime's typed API (the fast
+    /// path, `docs/runtime.md`); `false` sends every call through `Val`s, as
+    /// `wrpc-runtime-wasmtime` does. Both put the same bytes on the wire.
+    pub fast_path: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -265,6 +269,7 @@ impl Default for RuntimeConfig {
             decommit_batch_size: 1,
             max_unused_warm_slots: 100,
             concurrency_support: false,
+            fast_path: true,
         }
     }
 }

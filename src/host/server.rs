@@ -106,6 +106,9 @@ impl Serve for ComponentServer {
                 Ok((!outgoing.is_caller_gone()).then_some((cx, outgoing, i)))
             }
         });
-        Ok(with_permits.filter_map(|item: anyhow::Result<Option<_>>| std::future::ready(item.transpose())))
+        // Boxed once per registration, so that callers can poll it without pinning.
+        Ok(Box::pin(with_permits.filter_map(
+            |item: anyhow::Result<Option<_>>| std::future::ready(item.transpose()),
+        )))
     }
 }

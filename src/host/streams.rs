@@ -458,6 +458,12 @@ impl ServeOutgoing {
         self.inner.abort(reason);
     }
 
+    /// Takes the concurrency permit out of this writer, so that the server can hold it
+    /// until it is done with the call, not only with its results.
+    pub(crate) fn take_permit(&mut self) -> Option<OwnedSemaphorePermit> {
+        self._permit.take()
+    }
+
     /// Whether the caller is known to be gone (over rings: it dropped the call), so
     /// that serving the call would be wasted.
     pub(crate) fn is_caller_gone(&self) -> bool {

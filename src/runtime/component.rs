@@ -154,6 +154,8 @@ pub struct Component {
 pub(crate) struct Instances {
     pub(crate) mode: InstanceMode,
     pub(crate) max_uses: u32,
+    /// Whether fast-path shapes are used at all (`[runtime] fast_path`).
+    pub(crate) fast_path: bool,
 }
 
 impl Component {
@@ -178,8 +180,15 @@ impl Component {
             if name.starts_with("wasi:") {
                 continue; // provided by WASI p2 above
             }
-            link_import(engine, &mut linker, &host_resources, name, item)
-                .with_context(|| format!("failed to link import `{name}` of `{id}` to the dispatcher"))?;
+            link_import(
+                engine,
+                &mut linker,
+                &host_resources,
+                instances.fast_path,
+                name,
+                item,
+            )
+            .with_context(|| format!("failed to link import `{name}` of `{id}` to the dispatcher"))?;
         }
         let pre = linker
             .instantiate_pre(&component)
@@ -195,7 +204,7 @@ impl Component {
                     let index = component
                         .get_export_index(None, name)
                         .context("export vanished")?;
-                    exports.push(export("", name, index, &func, &io_streams));
+                    exports.push(export("", name, index, &func, &io_streams, instances.fast_path));
                 }
                 ComponentItem::ComponentInstance(instance) => {
                     let instance_index = instance_index_of(&component, name)?;
@@ -204,7 +213,14 @@ impl Component {
                             let index = component
                                 .get_export_index(Some(&instance_index), func_name)
                                 .context("export vanished")?;
-                            exports.push(export(name, func_name, index, &func, &io_streams));
+                            exports.push(export(
+                                name,
+                                func_name,
+                                index,
+                                &func,
+                                &io_streams,
+                                instances.fast_path,
+                            ));
                         }
                     }
                 }
@@ -284,6 +300,12 @@ impl Component {
     /// How its calls get their instances.
     pub fn instance_mode(&self) -> InstanceMode {
         self.mode
+    }
+
+    /// Warm instances waiting for a call (reuse mode; always 0 with fresh instances).
+    /// At most `limits.max_instances`.
+    pub fn warm_instances(&self) -> usize {
+        lock(&self.warm).len()
     }
 
     /// Every function the component exports.
@@ -516,6 +538,10 @@ impl Component {
                 }
             }
             None => {
+                // `wrpc_runtime_wasmtime::call` drops the results writer before this
+                // call gives its instance back: the permit must outlive that, or the
+                // next call could start before a warm instance is back in the pool.
+                let _permit = outgoing.take_permit();
                 let slot = Arc::new(ResultsSlot::default());
                 let guarded = GuardedOutgoing::new(outgoing, slot.clone());
                 let call = self.call_val(export, incoming, guarded);
@@ -571,6 +597,7 @@ fn export(
     index: ComponentExportIndex,
     ty: &ComponentFunc,
     io_streams: &[ResourceType],
+    fast_path: bool,
 ) -> Export {
     let params: Arc<[Type]> = ty.params().map(|(_, ty)| ty).collect();
     let results: Arc<[Type]> = ty.results().collect();
@@ -579,7 +606,11 @@ fn export(
         name: name.into(),
         rpc_name: rpc_name(name).into(),
         index,
-        shape: Shape::of(&params, &results),
+        shape: if fast_path {
+            Shape::of(&params, &results)
+        } else {
+            None
+        },
         paths: param_paths(&params, io_streams).into(),
         params,
         results,
@@ -593,6 +624,7 @@ fn link_import(
     engine: &Engine,
     linker: &mut Linker<HostState>,
     host_resources: &HostResources,
+    fast_path: bool,
     name: &str,
     item: ComponentItem,
 ) -> anyhow::Result<()> {
@@ -603,7 +635,7 @@ fn link_import(
             for (func_name, item) in instance.exports(engine) {
                 match item {
                     ComponentItem::ComponentFunc(func) => {
-                        link_function(&mut linker, host_resources, func, name, func_name)?;
+                        link_function(&mut linker, host_resources, fast_path, func, name, func_name)?;
                     }
                     item => wrpc_runtime_wasmtime::link_item(
                         engine,
@@ -620,7 +652,7 @@ fn link_import(
             Ok(())
         }
         ComponentItem::ComponentFunc(func) => {
-            link_function(&mut linker.root(), host_resources, func, "", name)
+            link_function(&mut linker.root(), host_resources, fast_path, func, "", name)
         }
         item => wrpc_runtime_wasmtime::link_item(
             engine,
@@ -638,13 +670,19 @@ fn link_import(
 fn link_function(
     linker: &mut LinkerInstance<'_, HostState>,
     host_resources: &HostResources,
+    fast_path: bool,
     func: ComponentFunc,
     interface: &str,
     name: &str,
 ) -> anyhow::Result<()> {
     let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
     let results: Vec<Type> = func.results().collect();
-    match Shape::of(&params, &results) {
+    let shape = if fast_path {
+        Shape::of(&params, &results)
+    } else {
+        None
+    };
+    match shape {
         Some(shape) => super::import::link(linker, shape, interface.into(), name, rpc_name(name).into()),
         None => wrpc_runtime_wasmtime::link_function(
             linker,

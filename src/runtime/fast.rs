@@ -907,6 +907,12 @@ async fn call_export_typed<T: Send + 'static, P: Params, R: Results>(
         |e: io::Error| Failure::Params(anyhow::Error::new(e).context("failed to read the parameters"));
     // Whether the parameters are whole in the first read (always, over rings): then
     // they are decoded in place, borrowing the transport's buffer while the guest runs.
+    // No parameters at all: read nothing (a transport need not end the parameter
+    // stream before the results, e.g. NATS).
+    if let Some(params) = P::decode(&mut &[][..]).map_err(params_error)? {
+        let results = invoke::<T, P, R>(store, func, params).await?;
+        return write_results::<R>(&results, wr).await;
+    }
     let whole = {
         let buf = rd.fill_buf().await.map_err(params_error)?;
         let mut cursor = buf;
@@ -950,10 +956,16 @@ async fn call_export_typed<T: Send + 'static, P: Params, R: Results>(
             invoke::<T, P, R>(store, func, params).await?
         }
     };
+    write_results::<R>(&results, wr).await
+}
+
+/// Writes `results` (head, then payload straight from the lifted value) and closes
+/// the stream cleanly.
+async fn write_results<R: Results>(results: &R::Owned, wr: &mut Wr) -> Result<(), Failure> {
     let results_error =
         |e: io::Error| Failure::Results(anyhow::Error::new(e).context("failed to write the results"));
     let mut head = Head::new();
-    let payload = R::encode(&results, &mut head);
+    let payload = R::encode(results, &mut head);
     wr.write_all(head.as_slice()).await.map_err(results_error)?;
     if !payload.is_empty() {
         wr.write_all(payload).await.map_err(results_error)?;

@@ -60,6 +60,7 @@ pub struct Runtime {
     engine: Engine,
     dispatcher: Dispatcher,
     limits: LimitsConfig,
+    fast_path: bool,
 }
 
 impl Runtime {
@@ -83,6 +84,7 @@ impl Runtime {
             engine,
             dispatcher,
             limits: limits.clone(),
+            fast_path: runtime.fast_path,
         })
     }
 
@@ -114,7 +116,11 @@ impl Runtime {
         mode: InstanceMode,
         max_uses: u32,
     ) -> anyhow::Result<Arc<Component>> {
-        let instances = Instances { mode, max_uses };
+        let instances = Instances {
+            mode,
+            max_uses,
+            fast_path: self.fast_path,
+        };
         Component::load(&self.engine, &self.dispatcher, &self.limits, instances, id, wasm).map(Arc::new)
     }
 
