@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wrpc_ring::host::{ByteSize, CallContext, HostConfig, TransportKind};
-use wrpc_ring::runtime::{Component, Runtime, Serving};
+use wrpc_ring::runtime::{Component, Runtime};
 use wrpc_transport::InvokeExt as _;
 
+use common::host::{TestHost, wasm};
 use common::nats::NatsServer;
 
 const GREETER: &str = "wrpc-ring:examples/greeter";
@@ -18,51 +19,6 @@ const STAGE: &str = "wrpc-ring:examples/stage";
 const BLOB: &str = "wrpc-ring:examples/blob";
 const FAULTS: &str = "wrpc-ring:examples/faults";
 const NO_RESULT_PATHS: &[&[Option<usize>]] = &[];
-
-fn wasm(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/components/wasm")
-        .join(format!("{name}.wasm"))
-}
-
-struct TestHost {
-    runtime: Runtime,
-    _serving: Vec<Serving>,
-}
-
-impl TestHost {
-    /// Loads and serves `components` (`(id, file)`), links `links`
-    /// (`(source, interface, target)`), and lets the test call as `test`.
-    async fn start(config: HostConfig, components: &[(&str, &str)], links: &[(&str, &str, &str)]) -> Self {
-        let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-        let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
-        let mut serving = Vec::new();
-        for (id, file) in components {
-            let instance = runtime.load_file(id, wasm(file)).unwrap();
-            serving.push(runtime.serve(instance).await.unwrap());
-        }
-        for (source, interface, target) in links {
-            runtime.dispatcher().link(source, interface, "default", target);
-        }
-        Self {
-            runtime,
-            _serving: serving,
-        }
-    }
-
-    async fn call<P, R>(&self, interface: &str, func: &str, params: P) -> anyhow::Result<R>
-    where
-        P: wrpc_transport::TupleEncode<wrpc_ring::host::CallOutgoing> + Send,
-        R: wrpc_transport::TupleDecode<wrpc_ring::host::CallIncoming> + Send,
-        <P::Encoder as tokio_util::codec::Encoder<P>>::Error: std::error::Error + Send + Sync + 'static,
-        <R::Decoder as tokio_util::codec::Decoder>::Error: std::error::Error + Send + Sync + 'static,
-    {
-        self.runtime
-            .dispatcher()
-            .invoke_values_blocking(CallContext::new("test"), interface, func, params, NO_RESULT_PATHS)
-            .await
-    }
-}
 
 fn config(transport: TransportKind, nats: Option<&NatsServer>) -> HostConfig {
     let mut config = HostConfig {

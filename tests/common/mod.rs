@@ -3,4 +3,6 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+#[cfg(feature = "wasmtime")]
+pub mod host;
 pub mod nats;

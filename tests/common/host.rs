@@ -1,0 +1,82 @@
+//! A host of real components for the runtime tests: a [`Runtime`] serving
+//! examples/components/wasm, linked as a test says, called as component `test`.
+
+use std::path::PathBuf;
+
+use std::sync::Arc;
+use wrpc_ring::host::{CallContext, ComponentConfig, HostConfig};
+
+use wrpc_ring::runtime::{Component, Runtime, Serving};
+use wrpc_transport::InvokeExt as _;
+
+const NO_RESULT_PATHS: &[&[Option<usize>]] = &[];
+
+/// The example component `name`'s file.
+pub fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/components/wasm")
+        .join(format!("{name}.wasm"))
+}
+
+/// A runtime and the components it serves.
+pub struct TestHost {
+    pub runtime: Runtime,
+    pub components: Vec<Arc<Component>>,
+    pub serving: Vec<Serving>,
+}
+
+impl TestHost {
+    /// Loads and serves `components` (`(id, file)`, a fresh instance per call), links
+    /// `links` (`(source, interface, target)`), and lets the test call as `test`.
+    pub async fn start(
+        config: HostConfig,
+        components: &[(&str, &str)],
+        links: &[(&str, &str, &str)],
+    ) -> Self {
+        let components: Vec<_> = components
+            .iter()
+            .map(|(id, file)| ComponentConfig::new(*id, wasm(file)))
+            .collect();
+        Self::start_with(config, &components, links).await
+    }
+
+    /// As [`start`](Self::start), with each component's instance mode as given.
+    pub async fn start_with(
+        config: HostConfig,
+        components: &[ComponentConfig],
+        links: &[(&str, &str, &str)],
+    ) -> Self {
+        let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
+        let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+        let mut serving = Vec::new();
+        let mut loaded = Vec::new();
+        for component in components {
+            let component = runtime.load_config(component).unwrap();
+            loaded.push(component.clone());
+            serving.push(runtime.serve(component).await.unwrap());
+        }
+        for (source, interface, target) in links {
+            runtime.dispatcher().link(source, interface, "default", target);
+        }
+        Self {
+            runtime,
+            components: loaded,
+            serving,
+        }
+    }
+
+    /// Calls `interface#func` with `params` as component `test`, typed as generated
+    /// bindings do.
+    pub async fn call<P, R>(&self, interface: &str, func: &str, params: P) -> anyhow::Result<R>
+    where
+        P: wrpc_transport::TupleEncode<wrpc_ring::host::CallOutgoing> + Send,
+        R: wrpc_transport::TupleDecode<wrpc_ring::host::CallIncoming> + Send,
+        <P::Encoder as tokio_util::codec::Encoder<P>>::Error: std::error::Error + Send + Sync + 'static,
+        <R::Decoder as tokio_util::codec::Decoder>::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.runtime
+            .dispatcher()
+            .invoke_values_blocking(CallContext::new("test"), interface, func, params, NO_RESULT_PATHS)
+            .await
+    }
+}
