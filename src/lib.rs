@@ -12,7 +12,7 @@
 //!   after every byte written before it.
 //! - [`duplex`]: two rings shaped like `tokio::io::duplex`.
 //! - [`RingPool`]: rings recycled per use, so the hot path allocates nothing.
-//! - `Ring` (feature `wrpc`, on by default): a wRPC transport (`Invoke` + `Serve`,
+//! - `Ring` (feature `wrpc`; no feature is on by default): a wRPC transport (`Invoke` + `Serve`,
 //!   wrpc-transport 0.29) on pooled rings, for calls between components in one process;
 //!   see its docs for a runnable example.
 //!
