@@ -741,8 +741,22 @@ mod direct {
                             Box::new(async move { Ok((blob.put_typed(&data).await?,)) })
                         })
                         .map_err(anyhow::Error::from)?;
-                    linker
-                        .define_unknown_imports_as_traps(&component)
+                    // Not called by the benchmark: the rest of the imported interface.
+                    instance
+                        .func_wrap_async("fetch-chunks", |_store, _: (u64, u32)| {
+                            Box::new(async {
+                                wasmtime::Result::<(Vec<Vec<u8>>,)>::Err(wasmtime::format_err!(
+                                    "fetch-chunks is not bound on the floor"
+                                ))
+                            })
+                        })
+                        .map_err(anyhow::Error::from)?;
+                    instance
+                        .func_wrap_async("echo", |_store, _: (Vec<u8>,)| {
+                            Box::new(async {
+                                wasmtime::Result::<(Vec<u8>,)>::Err(wasmtime::format_err!("echo is not bound on the floor"))
+                            })
+                        })
                         .map_err(anyhow::Error::from)?;
                 }
             }
