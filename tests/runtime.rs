@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use wrpc_ring::host::{ByteSize, CallContext, HostConfig, TransportKind};
@@ -164,7 +163,7 @@ async fn instance_call_streams_params_and_results_over_a_ring() {
         .unwrap();
     assert_eq!(greeting, "Hello, manual!");
     server.await.unwrap().unwrap();
-    assert_eq!(ring.pool().stats().in_use, 0);
+    assert_eq!(ring.rings_in_use(), 0);
 }
 
 #[tokio::test]

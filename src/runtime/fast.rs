@@ -260,6 +260,8 @@ pub(crate) trait Kind: Send + Sync + 'static {
     fn encode_owned<'a>(v: &'a Self::Owned, head: &mut Head) -> &'a [u8];
 
     /// Reads an owned value from `r`.
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<Self::Owned>> + Send + '_;
 }
 
@@ -317,6 +319,8 @@ impl Kind for Str {
         v.as_bytes()
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<String>> + Send + '_ {
         async move {
             let bytes = read_bytes(r, "a string").await?;
@@ -357,6 +361,8 @@ impl Kind for ByteList {
         v
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<Vec<u8>>> + Send + '_ {
         read_bytes(r, "a list<u8>")
     }
@@ -394,6 +400,8 @@ impl Kind for Bool {
         &[]
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<bool>> + Send + '_ {
         async move {
             match read_byte(r, "a bool").await? {
@@ -435,7 +443,9 @@ macro_rules! unsigned_kind {
                 &[]
             }
 
-            fn read(r: &mut Rd) -> impl Future<Output = io::Result<$ty>> + Send + '_ {
+            // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
+    fn read(r: &mut Rd) -> impl Future<Output = io::Result<$ty>> + Send + '_ {
                 async move { Ok(read_uleb(r, $bits, $what).await? as $ty) }
             }
         }
@@ -471,6 +481,8 @@ impl Kind for S64 {
         &[]
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<i64>> + Send + '_ {
         read_sleb(r, "an s64")
     }
@@ -554,6 +566,8 @@ impl<K: Kind> Kind for Opt<K> {
         }
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<Self::Owned>> + Send + '_ {
         async move {
             match read_byte(r, "an option").await? {
@@ -633,6 +647,8 @@ impl<K: Kind, E: Kind> Kind for Res<K, E> {
         }
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<Self::Owned>> + Send + '_ {
         async move {
             match read_byte(r, "a result").await? {
@@ -677,7 +693,7 @@ macro_rules! params_tuple {
                 types.len() == $n $(&& types.next().is_some_and($k::matches))*
             }
 
-            #[allow(unused_variables)]
+            #[allow(unused_variables, clippy::almost_swapped)] // no parameters: nothing between
             fn decode<'a>(buf: &mut &'a [u8]) -> io::Result<Option<Self::Ref<'a>>> {
                 #[allow(unused_mut)]
                 let mut rest = *buf;
@@ -717,6 +733,8 @@ pub(crate) trait Results: 'static {
     fn encode<'a>(v: &'a Self::Owned, head: &mut Head) -> &'a [u8];
 
     /// Reads the results from `r`.
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<Self::Owned>> + Send + '_;
 }
 
@@ -747,6 +765,8 @@ impl<K: Kind> Results for (K,) {
         K::encode_owned(&v.0, head)
     }
 
+    // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
+    #[allow(clippy::manual_async_fn)]
     fn read(r: &mut Rd) -> impl Future<Output = io::Result<Self::Owned>> + Send + '_ {
         async move { Ok((K::read(r).await?,)) }
     }
