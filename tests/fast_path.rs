@@ -149,7 +149,10 @@ async fn exercise(host: &TestHost, mode: InstanceMode) -> Vec<String> {
     let (deleted,): (bool,) = host.call(KV, "delete", ("k".to_string(),)).await.unwrap();
     match mode {
         InstanceMode::Reuse => {
-            assert!(got.as_deref() == Some(&big[..]), "reuse: get gives what set stored");
+            assert!(
+                got.as_deref() == Some(&big[..]),
+                "reuse: get gives what set stored"
+            );
             assert!(range.as_deref() == Ok(&big[10..20]), "reuse: range");
             assert_eq!(count, 1);
             assert!(deleted);

@@ -444,8 +444,8 @@ macro_rules! unsigned_kind {
             }
 
             // Not `async fn`: the trait promises a `Send` future, which `async fn` cannot say.
-    #[allow(clippy::manual_async_fn)]
-    fn read(r: &mut Rd) -> impl Future<Output = io::Result<$ty>> + Send + '_ {
+            #[allow(clippy::manual_async_fn)]
+            fn read(r: &mut Rd) -> impl Future<Output = io::Result<$ty>> + Send + '_ {
                 async move { Ok(read_uleb(r, $bits, $what).await? as $ty) }
             }
         }
