@@ -358,7 +358,10 @@ fn paired(rt_a: &tokio::runtime::Runtime, a: &Call, rt_b: &tokio::runtime::Runti
             let db = time(rt_b, b, batch);
             (time(rt_a, a, batch), db)
         };
-        let (da, db) = (da.as_secs_f64() * 1e9 / batch as f64, db.as_secs_f64() * 1e9 / batch as f64);
+        let (da, db) = (
+            da.as_secs_f64() * 1e9 / batch as f64,
+            db.as_secs_f64() * 1e9 / batch as f64,
+        );
         pa.push(da);
         pb.push(db);
         ratios.push(da / db);
@@ -577,7 +580,12 @@ async fn serve_probe(
 /// `func` of `interface` on `component` with [`Component::call_values`]: no transport
 /// for the call itself (the component's imports still go through its host's
 /// dispatcher).
-fn call_values(component: &Arc<Component>, interface: &'static str, func: &'static str, params: Vec<Val>) -> Call {
+fn call_values(
+    component: &Arc<Component>,
+    interface: &'static str,
+    func: &'static str,
+    params: Vec<Val>,
+) -> Call {
     let component = component.clone();
     let params = Arc::new(params);
     call(move || {
@@ -641,7 +649,11 @@ mod direct {
     }
 
     impl Floor {
-        pub(super) fn new(runtime: &RuntimeConfig, max_memory: usize, reuse_wasi: bool) -> anyhow::Result<Arc<Self>> {
+        pub(super) fn new(
+            runtime: &RuntimeConfig,
+            max_memory: usize,
+            reuse_wasi: bool,
+        ) -> anyhow::Result<Arc<Self>> {
             let engine = Engine::new(&engine_config(runtime, max_memory)).map_err(anyhow::Error::from)?;
             Ok(Arc::new(Self {
                 engine,
@@ -754,7 +766,9 @@ mod direct {
                     instance
                         .func_wrap_async("echo", |_store, _: (Vec<u8>,)| {
                             Box::new(async {
-                                wasmtime::Result::<(Vec<u8>,)>::Err(wasmtime::format_err!("echo is not bound on the floor"))
+                                wasmtime::Result::<(Vec<u8>,)>::Err(wasmtime::format_err!(
+                                    "echo is not bound on the floor"
+                                ))
                             })
                         })
                         .map_err(anyhow::Error::from)?;
@@ -886,7 +900,13 @@ mod direct {
             let b = Loaded::load(&floor, "pipeline-b", STAGE, &["run"], Imports::Stage(c.clone()))?;
             let a = Loaded::load(&floor, "pipeline-a", STAGE, &["run"], Imports::Stage(b))?;
             let blob = Loaded::load(&floor, "blob", BLOB, &["fetch", "put"], Imports::None)?;
-            let proxy = Loaded::load(&floor, "blob-proxy", BLOB, &["fetch", "put"], Imports::Blob(blob.clone()))?;
+            let proxy = Loaded::load(
+                &floor,
+                "blob-proxy",
+                BLOB,
+                &["fetch", "put"],
+                Imports::Blob(blob.clone()),
+            )?;
             let greeter = Loaded::load(&floor, "greeter", GREETER, &["greet"], Imports::None)?;
             Ok(Self {
                 a,
@@ -970,7 +990,9 @@ fn floor_val(loaded: &Arc<Loaded>, func: &'static str, params: Vec<Val>) -> Call
         async move {
             let result = loaded.call_val(func, &params).await?;
             match (func, &result) {
-                ("fetch", Val::List(list)) => ensure!(list.len() == BLOB_SIZE as usize, "{} bytes", list.len()),
+                ("fetch", Val::List(list)) => {
+                    ensure!(list.len() == BLOB_SIZE as usize, "{} bytes", list.len())
+                }
                 ("put", Val::U32(offset)) => ensure!(*offset == BLOB_SIZE, "put answered {offset}"),
                 _ => anyhow::bail!("`{func}` returned {result:?}"),
             }
@@ -1005,23 +1027,43 @@ fn verify(hosts: &[Host], direct: &Direct, data: &Bytes) -> anyhow::Result<()> {
         ensure!(chain == CHAIN, "direct pipeline answered {chain:?}");
         let leaf = direct.c.run(INPUT.into()).await?;
         ensure!(leaf == "c(x)", "direct leaf answered {leaf:?}");
-        ensure!(direct.greeter.greet_typed(NAME).await? == GREETING, "direct greeter");
+        ensure!(
+            direct.greeter.greet_typed(NAME).await? == GREETING,
+            "direct greeter"
+        );
         direct.greeter.instantiate().await?;
         check_blob(&direct.blob.fetch_typed(BLOB_SIZE).await?).context("direct_typed fetch")?;
-        ensure!(direct.blob.put_typed(data).await? == BLOB_SIZE, "direct_typed put");
+        ensure!(
+            direct.blob.put_typed(data).await? == BLOB_SIZE,
+            "direct_typed put"
+        );
         check_blob(&direct.proxy.fetch_typed(BLOB_SIZE).await?).context("direct_typed c2c fetch")?;
-        ensure!(direct.proxy.put_typed(data).await? == BLOB_SIZE, "direct_typed c2c put");
+        ensure!(
+            direct.proxy.put_typed(data).await? == BLOB_SIZE,
+            "direct_typed c2c put"
+        );
         let fetched = direct.proxy.call_val("fetch", &[Val::U32(BLOB_SIZE)]).await?;
         check_blob(&val_bytes(&fetched)?).context("direct c2c fetch")?;
         let put = direct.proxy.call_val("put", &blob_vals(data)).await?;
-        ensure!(matches!(put, Val::U32(BLOB_SIZE)), "direct c2c put answered {put:?}");
+        ensure!(
+            matches!(put, Val::U32(BLOB_SIZE)),
+            "direct c2c put answered {put:?}"
+        );
         // `Component::call_values` on the ring host's components.
-        let fetched = ring.blob.call_values(BLOB, "fetch", &[Val::U32(BLOB_SIZE)]).await?;
+        let fetched = ring
+            .blob
+            .call_values(BLOB, "fetch", &[Val::U32(BLOB_SIZE)])
+            .await?;
         check_blob(&val_bytes(&fetched[0])?).context("direct fetch")?;
         let put = ring.blob.call_values(BLOB, "put", &blob_vals(data)).await?;
-        ensure!(matches!(put.as_slice(), [Val::U32(BLOB_SIZE)]), "direct put answered {put:?}");
+        ensure!(
+            matches!(put.as_slice(), [Val::U32(BLOB_SIZE)]),
+            "direct put answered {put:?}"
+        );
         for greeter in [&ring.greeter, &ring.greeter_reuse] {
-            let greeting = greeter.call_values(GREETER, "greet", &[Val::String(NAME.into())]).await?;
+            let greeting = greeter
+                .call_values(GREETER, "greet", &[Val::String(NAME.into())])
+                .await?;
             ensure!(
                 matches!(greeting.as_slice(), [Val::String(s)] if s == GREETING),
                 "direct greeter answered {greeting:?}"
@@ -1039,9 +1081,18 @@ fn verify(hosts: &[Host], direct: &Direct, data: &Bytes) -> anyhow::Result<()> {
             }
             for source in sources {
                 let (greeting,): (String,) = dispatcher
-                    .invoke_values_blocking(CallContext::new(source), GREETER, "greet", (NAME.to_string(),), NO_PATHS)
+                    .invoke_values_blocking(
+                        CallContext::new(source),
+                        GREETER,
+                        "greet",
+                        (NAME.to_string(),),
+                        NO_PATHS,
+                    )
                     .await?;
-                ensure!(greeting == GREETING, "{kind} {source}: greeter answered {greeting:?}");
+                ensure!(
+                    greeting == GREETING,
+                    "{kind} {source}: greeter answered {greeting:?}"
+                );
             }
             for source in ["caller", "caller-proxy"] {
                 let (blob,): (Bytes,) = dispatcher
@@ -1200,12 +1251,19 @@ fn bench_levers(c: &mut Criterion, flavor: Flavor, rt: &tokio::runtime::Runtime)
         .unwrap_or_else(|err| panic!("{lever}: {err:#}"));
         let inst = instantiate(&greeter);
         let full = greet_typed(&greeter);
-        group.bench_function(format!("instantiate/{lever}"), |b| b.iter_custom(|iters| time(rt, &inst, iters)));
+        group.bench_function(format!("instantiate/{lever}"), |b| {
+            b.iter_custom(|iters| time(rt, &inst, iters))
+        });
         group.bench_function(format!("instantiate+call/{lever}"), |b| {
             b.iter_custom(|iters| time(rt, &full, iters))
         });
         if extras() && *lever != "baseline" {
-            print_paired(&name, &format!("instantiate/{lever}"), "baseline", paired(rt, &inst, rt, &base_inst));
+            print_paired(
+                &name,
+                &format!("instantiate/{lever}"),
+                "baseline",
+                paired(rt, &inst, rt, &base_inst),
+            );
             print_paired(
                 &name,
                 &format!("instantiate+call/{lever}"),
@@ -1296,7 +1354,12 @@ fn run_flavor(c: &mut Criterion, flavor: Flavor, nats: &nats::NatsServer) {
         rows.push((
             "direct_reuse".into(),
             rt,
-            call_values(&ring.greeter_reuse, GREETER, "greet", vec![Val::String(NAME.into())]),
+            call_values(
+                &ring.greeter_reuse,
+                GREETER,
+                "greet",
+                vec![Val::String(NAME.into())],
+            ),
         ));
         rows.push(("ring_reuse".into(), rt, ring.greet("caller-reuse")));
         rows.push(("ring_rust".into(), rt, ring.greet("caller-probe")));
@@ -1336,7 +1399,11 @@ fn run_flavor(c: &mut Criterion, flavor: Flavor, nats: &nats::NatsServer) {
     {
         let name = format!("component_blob_1MiB_result_{suffix}");
         let mut rows: Vec<Row<'_>> = vec![
-            ("direct".into(), rt, call_values(&ring.blob, BLOB, "fetch", vec![Val::U32(BLOB_SIZE)])),
+            (
+                "direct".into(),
+                rt,
+                call_values(&ring.blob, BLOB, "fetch", vec![Val::U32(BLOB_SIZE)]),
+            ),
             ("direct_typed".into(), rt, fetch_typed(&direct.blob)),
         ];
         rows.extend(transports(&hosts, |h| h.fetch("caller")));
@@ -1349,7 +1416,11 @@ fn run_flavor(c: &mut Criterion, flavor: Flavor, nats: &nats::NatsServer) {
     {
         let name = format!("component_blob_1MiB_param_{suffix}");
         let mut rows: Vec<Row<'_>> = vec![
-            ("direct".into(), rt, call_values(&ring.blob, BLOB, "put", blob_vals(&data))),
+            (
+                "direct".into(),
+                rt,
+                call_values(&ring.blob, BLOB, "put", blob_vals(&data)),
+            ),
             ("direct_typed".into(), rt, put_typed(&direct.blob, &data)),
         ];
         rows.extend(transports(&hosts, |h| h.put("caller", &data)));
@@ -1362,7 +1433,11 @@ fn run_flavor(c: &mut Criterion, flavor: Flavor, nats: &nats::NatsServer) {
     {
         let name = format!("component_blob_1MiB_result_c2c_{suffix}");
         let mut rows: Vec<Row<'_>> = vec![
-            ("direct".into(), rt, floor_val(&direct.proxy, "fetch", vec![Val::U32(BLOB_SIZE)])),
+            (
+                "direct".into(),
+                rt,
+                floor_val(&direct.proxy, "fetch", vec![Val::U32(BLOB_SIZE)]),
+            ),
             ("direct_typed".into(), rt, fetch_typed(&direct.proxy)),
         ];
         rows.extend(transports(&hosts, |h| h.fetch("caller-proxy")));
@@ -1375,7 +1450,11 @@ fn run_flavor(c: &mut Criterion, flavor: Flavor, nats: &nats::NatsServer) {
     {
         let name = format!("component_blob_1MiB_param_c2c_{suffix}");
         let mut rows: Vec<Row<'_>> = vec![
-            ("direct".into(), rt, floor_val(&direct.proxy, "put", blob_vals(&data))),
+            (
+                "direct".into(),
+                rt,
+                floor_val(&direct.proxy, "put", blob_vals(&data)),
+            ),
             ("direct_typed".into(), rt, put_typed(&direct.proxy, &data)),
         ];
         rows.extend(transports(&hosts, |h| h.put("caller-proxy", &data)));
@@ -1414,7 +1493,12 @@ fn allocations(flavor: Flavor, ring: &Host, direct: &Direct) {
     let rust_inline = allocs_per_call(rt, &ring.greet("caller-probe-inline"));
     let direct_reuse = allocs_per_call(
         rt,
-        &call_values(&ring.greeter_reuse, GREETER, "greet", vec![Val::String(NAME.into())]),
+        &call_values(
+            &ring.greeter_reuse,
+            GREETER,
+            "greet",
+            vec![Val::String(NAME.into())],
+        ),
     );
 
     // wasmtime's share: a warm instance, `TypedFunc` and `Val`, counted in one task.
@@ -1422,22 +1506,35 @@ fn allocations(flavor: Flavor, ring: &Host, direct: &Direct) {
         let mut warm = direct.greeter.warm_greeter().await.expect("warm greeter");
         let n = ALLOC_CALLS;
         for _ in 0..n / 5 {
-            warm.typed.call_async(&mut warm.store, (NAME,)).await.expect("typed greet");
+            warm.typed
+                .call_async(&mut warm.store, (NAME,))
+                .await
+                .expect("typed greet");
         }
         count_start();
         for _ in 0..n {
-            let (greeting,) = warm.typed.call_async(&mut warm.store, (NAME,)).await.expect("typed greet");
+            let (greeting,) = warm
+                .typed
+                .call_async(&mut warm.store, (NAME,))
+                .await
+                .expect("typed greet");
             assert_eq!(greeting, GREETING);
         }
         let typed = count_stop() as f64 / n as f64;
         let params = [Val::String(NAME.into())];
         let mut results = [Val::Bool(false)];
         for _ in 0..n / 5 {
-            warm.func.call_async(&mut warm.store, &params, &mut results).await.expect("greet");
+            warm.func
+                .call_async(&mut warm.store, &params, &mut results)
+                .await
+                .expect("greet");
         }
         count_start();
         for _ in 0..n {
-            warm.func.call_async(&mut warm.store, &params, &mut results).await.expect("greet");
+            warm.func
+                .call_async(&mut warm.store, &params, &mut results)
+                .await
+                .expect("greet");
         }
         let val = count_stop() as f64 / n as f64;
         (typed, val)
@@ -1476,7 +1573,9 @@ fn allocations(flavor: Flavor, ring: &Host, direct: &Direct) {
     println!("alloc {f}: greeter over the ring, warm instance (reuse), total: {total:.2} per call");
     println!("alloc {f}: greeter over the ring, fresh instance: {fresh:.2} per call");
     println!("alloc {f}: greeter reuse, Component::call_values (no transport): {direct_reuse:.2} per call");
-    println!("alloc {f}: wasmtime, warm TypedFunc greet: {typed:.2} per call; warm Func (Val) greet: {val:.2}");
+    println!(
+        "alloc {f}: wasmtime, warm TypedFunc greet: {typed:.2} per call; warm Func (Val) greet: {val:.2}"
+    );
     println!(
         "alloc {f}: wRPC codec (+ Ring transport), Rust server inline on a bare Ring: {codec:.2} per call"
     );
@@ -1528,8 +1627,11 @@ fn thread_probe(flavor: Flavor, ring: &Host) {
     let loop_on_caller = share(&|i| log[i].0 == callers[i].0);
     let task_on_loop = share(&|i| log[i].1 == log[i].0);
     let caller_moved = share(&|i| callers[i].1 != callers[i].0);
-    let threads: std::collections::HashSet<ThreadId> =
-        callers.iter().flat_map(|c| [c.0, c.1]).chain(log.iter().flat_map(|l| [l.0, l.1])).collect();
+    let threads: std::collections::HashSet<ThreadId> = callers
+        .iter()
+        .flat_map(|c| [c.0, c.1])
+        .chain(log.iter().flat_map(|l| [l.0, l.1]))
+        .collect();
     println!(
         "threads {}: {} probe calls on {} threads: callee task on the caller's thread {task_on_caller:.1} %, \
          serve loop on the caller's thread {loop_on_caller:.1} %, callee task on the serve loop's thread \
