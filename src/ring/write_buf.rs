@@ -164,6 +164,11 @@ unsafe impl BufMut for WriteBuf<'_> {
         self.remaining()
     }
 
+    /// # Safety
+    ///
+    /// `BufMut`'s contract: the caller has initialized the first `cnt` bytes of
+    /// `chunk_mut`. Counting more than the region holds panics instead of publishing
+    /// bytes nobody wrote.
     unsafe fn advance_mut(&mut self, cnt: usize) {
         assert!(
             cnt <= self.remaining(),
