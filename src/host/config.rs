@@ -3,7 +3,7 @@
 //! Every key, its default and its variable are documented in `docs/config.md`.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -166,13 +166,231 @@ impl Default for RingConfig {
     }
 }
 
-/// `[nats]`: the connection used for calls to components on other hosts.
+/// `[nats]`: the connection used for calls to components on other hosts, and who this
+/// host is to the NATS server.
+///
+/// # Secrets
+///
+/// The config names where each secret is (a file, or an environment variable), never
+/// the secret itself: a password, token or seed is read when the host connects, and is
+/// never part of this struct, its `Debug` output or an error. A `url` that carries
+/// credentials (`nats://user:pass@host`) is rejected for the same reason.
+///
+/// At most one way to authenticate: `credentials_file` (a user JWT and its nkey seed,
+/// as `nsc` writes them), an nkey seed, a token, or `user` with a password.
+///
+/// # Examples
+///
+/// ```
+/// use wrpc_ring::host::HostConfig;
+///
+/// let config = HostConfig::from_toml(r#"
+///     [nats]
+///     url = "nats://nats.internal:4222"
+///     user = "host-a"
+///     password_env = "NATS_PASSWORD"
+///     [nats.tls]
+///     ca_file = "/etc/wrpc-ring/ca.pem"
+/// "#)?;
+/// assert_eq!(config.nats.user.as_deref(), Some("host-a"));
+/// assert!(config.nats.tls.unwrap().required);
+///
+/// let err = HostConfig::from_toml(r#"
+///     [nats]
+///     url = "nats://nats.internal:4222"
+///     token_env = "NATS_TOKEN"
+///     user = "host-a"
+///     password_env = "NATS_PASSWORD"
+/// "#).unwrap_err();
+/// assert!(err.to_string().contains("at most one way to authenticate"));
+/// # Ok::<_, wrpc_ring::host::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     /// The NATS server, e.g. `nats://127.0.0.1:4222`. Without it the host runs
     /// embedded: local calls only.
     pub url: Option<String>,
+    /// A credentials file: a user JWT and its nkey seed (decentralized auth).
+    pub credentials_file: Option<PathBuf>,
+    /// A file holding an nkey user seed (`SU…`).
+    pub nkey_seed_file: Option<PathBuf>,
+    /// The environment variable holding an nkey user seed.
+    pub nkey_seed_env: Option<String>,
+    /// A file holding a token.
+    pub token_file: Option<PathBuf>,
+    /// The environment variable holding a token.
+    pub token_env: Option<String>,
+    /// The user name (not a secret); its password comes from `password_file` or
+    /// `password_env`.
+    pub user: Option<String>,
+    /// A file holding `user`'s password.
+    pub password_file: Option<PathBuf>,
+    /// The environment variable holding `user`'s password.
+    pub password_env: Option<String>,
+    /// `[nats.tls]`: TLS to the server, and this host's client certificate.
+    pub tls: Option<NatsTlsConfig>,
+}
+
+/// `[nats.tls]`: how the host checks the NATS server, and proves itself with a client
+/// certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsTlsConfig {
+    /// PEM certificates of the CAs that sign the server's certificate, trusted instead
+    /// of the system's roots (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// This host's client certificate chain (PEM), for a server that verifies clients;
+    /// needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Refuse a connection without TLS, even to a server that does not ask for it
+    /// (default `true`).
+    pub required: bool,
+}
+
+impl Default for NatsTlsConfig {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            required: true,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// The files this section names, resolved against `base` (the config file's folder)
+    /// when relative.
+    fn resolve_paths(&mut self, base: &Path) {
+        let tls = self.tls.as_mut();
+        let files = [
+            &mut self.credentials_file,
+            &mut self.nkey_seed_file,
+            &mut self.token_file,
+            &mut self.password_file,
+        ]
+        .into_iter()
+        .chain(
+            tls.into_iter()
+                .flat_map(|t| [&mut t.ca_file, &mut t.cert_file, &mut t.key_file]),
+        );
+        for path in files.flatten() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    /// Checks `[nats]`: one way to authenticate, each secret from one place, a client
+    /// certificate with its key, and no credentials in the url.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if let Some(url) = &self.url {
+            if url.trim().is_empty() || url.contains(char::is_whitespace) {
+                return invalid(
+                    "nats.url",
+                    "must be a server address such as `nats://127.0.0.1:4222`".into(),
+                );
+            }
+            // `scheme://authority/...`: userinfo is whatever precedes an `@` in the
+            // authority. The message does not repeat the url: it holds a secret.
+            let has_userinfo = url.split(',').any(|server| {
+                let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+                rest.split('/')
+                    .next()
+                    .is_some_and(|authority| authority.contains('@'))
+            });
+            if has_userinfo {
+                return invalid(
+                    "nats.url",
+                    "must not carry credentials (`user:password@`, `token@`): set `user` with \
+                     `password_file`/`password_env`, or `token_file`/`token_env`"
+                        .into(),
+                );
+            }
+        }
+        for (file_key, file, env_key, env) in [
+            (
+                "nats.nkey_seed_file",
+                &self.nkey_seed_file,
+                "nats.nkey_seed_env",
+                &self.nkey_seed_env,
+            ),
+            (
+                "nats.token_file",
+                &self.token_file,
+                "nats.token_env",
+                &self.token_env,
+            ),
+            (
+                "nats.password_file",
+                &self.password_file,
+                "nats.password_env",
+                &self.password_env,
+            ),
+        ] {
+            if file.is_some() && env.is_some() {
+                return invalid(
+                    file_key,
+                    format!("give the secret in a file or `{env_key}`, not both"),
+                );
+            }
+            if env
+                .as_deref()
+                .is_some_and(|var| var.is_empty() || var.contains(['=', '\0']))
+            {
+                return invalid(env_key, "must be the name of an environment variable".into());
+            }
+        }
+        let has_password = self.password_file.is_some() || self.password_env.is_some();
+        if self.user.is_some() != has_password {
+            return invalid(
+                if self.user.is_some() {
+                    "nats.user"
+                } else {
+                    "nats.password_file"
+                },
+                "`user` and a password (`password_file` or `password_env`) go together".into(),
+            );
+        }
+        if self.user.as_deref().is_some_and(str::is_empty) {
+            return invalid("nats.user", "must not be empty".into());
+        }
+        let ways: Vec<&str> = [
+            (self.credentials_file.is_some(), "`credentials_file`"),
+            (
+                self.nkey_seed_file.is_some() || self.nkey_seed_env.is_some(),
+                "an nkey seed",
+            ),
+            (self.token_file.is_some() || self.token_env.is_some(), "a token"),
+            (self.user.is_some(), "`user` and password"),
+        ]
+        .into_iter()
+        .filter_map(|(set, way)| set.then_some(way))
+        .collect();
+        if ways.len() > 1 {
+            return invalid(
+                "nats",
+                format!(
+                    "at most one way to authenticate, but {} are set",
+                    ways.join(" and ")
+                ),
+            );
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return invalid(
+                    "nats.tls.cert_file",
+                    "a client certificate needs its key: set both `cert_file` and `key_file`, or neither"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[limits]`: what every call is held to, local or remote.
@@ -509,6 +727,7 @@ impl HostConfig {
                 component.path = base.join(&component.path);
             }
         }
+        config.nats.resolve_paths(base);
         config.apply_env(std::env::vars())?;
         config.validate()?;
         Ok(config)
@@ -686,14 +905,7 @@ impl HostConfig {
                 });
             }
         }
-        if let Some(url) = &self.nats.url {
-            if url.trim().is_empty() || url.contains(char::is_whitespace) {
-                return invalid(
-                    "nats.url",
-                    "must be a server address such as `nats://127.0.0.1:4222`",
-                );
-            }
-        }
+        self.nats.validate()?;
         Ok(())
     }
 }

@@ -90,16 +90,19 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Builds the dispatcher for `config`. With a NATS url, connects to it in the
-    /// background: the host starts (and local calls work) even while NATS is down.
+    /// Builds the dispatcher for `config`. With a NATS url, connects to it (with the
+    /// `[nats]` credentials and TLS); while NATS is unreachable the host starts anyway
+    /// (and local calls work), connecting in the background.
     ///
     /// # Errors
     ///
-    /// If the config is invalid or the NATS url cannot be parsed.
+    /// If the config is invalid, the NATS url cannot be parsed, a `[nats]` secret or
+    /// certificate cannot be read, or the NATS server rejects the host's credentials or
+    /// TLS. The message names the key, file or variable at fault, never a secret.
     pub async fn new(config: &HostConfig) -> anyhow::Result<Self> {
         config.validate()?;
         let nats = match &config.nats.url {
-            Some(url) => Some(NatsLink::connect(url).await?),
+            Some(url) => Some(NatsLink::connect(url, &config.nats).await?),
             None => None,
         };
         let metrics = Arc::<Metrics>::default();

@@ -24,7 +24,7 @@ mod streams;
 pub use self::config::{
     ByteSize, ComponentConfig, ConfigError, DEFAULT_MAX_QUEUED, DEFAULT_MAX_USES, ENV_PREFIX, ENV_VARS,
     EntryConfig, HostConfig, InstanceMode, LimitsConfig, LinkConfig, MAX_INVOCATION_TIMEOUT, NatsConfig,
-    PagemapScan, RingConfig, RuntimeConfig, TransportKind,
+    NatsTlsConfig, PagemapScan, RingConfig, RuntimeConfig, TransportKind,
 };
 pub use self::dispatch::Dispatcher;
 pub use self::metrics::{MetricsSnapshot, TransportMetrics};

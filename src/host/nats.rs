@@ -2,14 +2,25 @@
 //! target prefix, created on first use and reused.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::connection::State;
+use async_nats::{ConnectErrorKind, ConnectOptions};
+
+use super::config::{NatsConfig, NatsTlsConfig};
 
 /// How long to wait for a TCP connection to the NATS server per attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest the first connection attempt (TCP, TLS, authentication) may take before
+/// the host gives up waiting and starts, connecting in the background: the TCP connect
+/// is bounded by [`CONNECT_TIMEOUT`], this bounds a server that accepts but never
+/// answers.
+const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 
 pub(crate) struct NatsLink {
     url: String,
@@ -19,23 +30,83 @@ pub(crate) struct NatsLink {
 }
 
 impl NatsLink {
-    /// Connects in the background: the host starts even when NATS is down, and the
-    /// connection is retried (and re-established after a loss) for as long as it runs.
-    pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connection_timeout(CONNECT_TIMEOUT)
-            .reconnect_delay_callback(|attempts| Duration::from_millis((100 * attempts as u64).min(1000)))
-            .connect(url)
-            .await
-            .with_context(|| format!("invalid NATS url `{url}`"))?;
-        // Give a running server the moment it needs to accept us, so that a host
-        // started next to a healthy NATS can serve over it at once; a server that is
-        // down costs the host this much start-up time, no more.
-        let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-        while client.connection_state() != State::Connected && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    /// Connects to `url` as `config` says (credentials, TLS).
+    ///
+    /// The first attempt is made here. If the server cannot be reached, the host starts
+    /// anyway and the connection is retried in the background (and re-established after
+    /// a loss) for as long as it runs. If the server answers but rejects this host (its
+    /// credentials, its certificate, or the server's certificate), this fails: retrying
+    /// would not help, and a host that silently never joins the lattice is worse.
+    ///
+    /// # Errors
+    ///
+    /// An invalid url, a secret or certificate file that cannot be read, a variable
+    /// that is not set, or a server that rejects the connection. No message contains a
+    /// secret: they name the key, file or variable it came from.
+    pub(crate) async fn connect(url: &str, config: &NatsConfig) -> anyhow::Result<Self> {
+        let auth = Auth::load(config)?;
+        if let Some(tls) = &config.tls {
+            check_tls_files(tls)?;
         }
+        let options = || -> anyhow::Result<ConnectOptions> {
+            let mut options = auth.apply(
+                ConnectOptions::new()
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .reconnect_delay_callback(|attempts| {
+                        Duration::from_millis((100 * attempts as u64).min(1000))
+                    })
+                    .event_callback(|event| async move { log_event(event) }),
+            )?;
+            if let Some(tls) = &config.tls {
+                options = options.require_tls(tls.required);
+                if let Some(ca) = &tls.ca_file {
+                    options = options.add_root_certificates(ca.clone());
+                }
+                if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+                    options = options.add_client_certificate(cert.clone(), key.clone());
+                }
+            }
+            Ok(options)
+        };
+        let first = tokio::time::timeout(FIRST_ATTEMPT_TIMEOUT, options()?.connect(url)).await;
+        let client = match first {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => match rejection(&err) {
+                Some(Rejection::Url) => return Err(err).with_context(|| format!("invalid NATS url `{url}`")),
+                Some(Rejection::Auth) => anyhow::bail!(
+                    "NATS server `{url}` rejected this host's credentials ({}): {err}",
+                    auth.describe()
+                ),
+                Some(Rejection::Signing) => anyhow::bail!(
+                    "cannot answer NATS server `{url}`'s challenge with {} (not a valid user nkey seed?): {err}",
+                    auth.describe()
+                ),
+                Some(Rejection::Tls(reason, plain)) => {
+                    let hint = if plain {
+                        " (the server does not speak TLS on this port: check the url, or set `nats.tls.required = false`)"
+                    } else {
+                        tls_hint(config)
+                    };
+                    anyhow::bail!("TLS with NATS server `{url}` failed: {reason}{hint}")
+                }
+                None => {
+                    tracing::warn!(url, error = %err, "NATS unreachable at start: connecting in the background");
+                    options()?
+                        .retry_on_initial_connect()
+                        .connect(url)
+                        .await
+                        .with_context(|| format!("invalid NATS url `{url}`"))?
+                }
+            },
+            Err(_elapsed) => {
+                tracing::warn!(url, "NATS did not answer at start: connecting in the background");
+                options()?
+                    .retry_on_initial_connect()
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("invalid NATS url `{url}`"))?
+            }
+        };
         Ok(Self {
             url: url.to_string(),
             client,
@@ -122,4 +193,226 @@ pub(crate) async fn confirm_subscriptions(nats: &async_nats::Client) -> anyhow::
         .context("the NATS server did not confirm the subscription in time")?
         .context("the NATS connection closed while confirming a subscription")?;
     Ok(())
+}
+
+/// Logs what the connection reports in the background: after a start while NATS was
+/// down, a server that later rejects this host is seen only here.
+fn log_event(event: async_nats::Event) {
+    use async_nats::Event;
+    match event {
+        Event::Connected => tracing::info!("NATS connected"),
+        Event::Disconnected => tracing::warn!("NATS disconnected: reconnecting"),
+        Event::ServerError(err) => tracing::error!(error = %err, "NATS server error"),
+        Event::ClientError(err) => tracing::error!(error = %err, "NATS connection error"),
+        other => tracing::debug!(event = %other, "NATS event"),
+    }
+}
+
+/// Why a server that answered refused this host, or `None` when it could not be
+/// reached (worth retrying).
+enum Rejection {
+    /// The url does not parse.
+    Url,
+    /// The server refused the credentials.
+    Auth,
+    /// The nkey seed could not sign the server's nonce.
+    Signing,
+    /// The TLS handshake failed: why, and whether the server answered in plain text.
+    Tls(String, bool),
+}
+
+fn rejection(err: &async_nats::ConnectError) -> Option<Rejection> {
+    match err.kind() {
+        ConnectErrorKind::ServerParse => return Some(Rejection::Url),
+        ConnectErrorKind::AuthorizationViolation => return Some(Rejection::Auth),
+        ConnectErrorKind::Authentication => return Some(Rejection::Signing),
+        ConnectErrorKind::Tls => return Some(Rejection::Tls(err.to_string(), false)),
+        _ => {}
+    }
+    // A failed handshake, or a certificate the server refused (an alert read after the
+    // handshake), reaches us as an I/O error around a rustls error.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = source {
+        let tls = e.downcast_ref::<async_nats::rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<async_nats::rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            let plain = matches!(tls, async_nats::rustls::Error::InvalidMessage(_));
+            return Some(Rejection::Tls(tls.to_string(), plain));
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// What to check after a TLS failure, from what the config has.
+fn tls_hint(config: &NatsConfig) -> &'static str {
+    match &config.tls {
+        None => " (the server requires TLS? configure `[nats.tls]`)",
+        Some(NatsTlsConfig { ca_file: None, .. }) => {
+            " (the server's certificate is checked against the system's roots; set `nats.tls.ca_file` for a private CA)"
+        }
+        Some(NatsTlsConfig { cert_file: None, .. }) => {
+            " (check `nats.tls.ca_file`; a server that verifies clients needs `nats.tls.cert_file` and `key_file`)"
+        }
+        Some(_) => " (check `nats.tls.ca_file`, `cert_file` and `key_file`)",
+    }
+}
+
+/// Fails, naming the key and file, unless each file `[nats.tls]` names can be read and
+/// holds PEM; async-nats would otherwise report a bad file only once the server is up.
+fn check_tls_files(tls: &NatsTlsConfig) -> anyhow::Result<()> {
+    for (key, path) in [
+        ("nats.tls.ca_file", &tls.ca_file),
+        ("nats.tls.cert_file", &tls.cert_file),
+        ("nats.tls.key_file", &tls.key_file),
+    ] {
+        let Some(path) = path else { continue };
+        let text = Secret::from_file(key, path)?;
+        if !text.expose().contains("-----BEGIN ") {
+            anyhow::bail!("`{key}` `{}` is not a PEM file", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// A secret read from a file or an environment variable: a password, token, nkey seed
+/// or credentials file. Its `Debug` output is `<redacted>`, and it has no `Display`.
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Secret {
+    fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The contents of `path`, given by `key`.
+    fn from_file(key: &str, path: &Path) -> anyhow::Result<Self> {
+        std::fs::read_to_string(path)
+            .map(Self)
+            .with_context(|| format!("cannot read `{key}` `{}`", path.display()))
+    }
+
+    /// A one-line secret from `file` or `var` (whichever is set, if any); a trailing
+    /// newline is not part of it.
+    fn from_file_or_env(
+        (file_key, file): (&str, &Option<PathBuf>),
+        (env_key, var): (&str, &Option<String>),
+    ) -> anyhow::Result<Option<(Self, String)>> {
+        let (secret, source) = match (file, var) {
+            (Some(path), _) => (
+                Self::from_file(file_key, path)?,
+                format!("`{file_key}` `{}`", path.display()),
+            ),
+            (None, Some(var)) => {
+                let value = std::env::var(var).map_err(|e| match e {
+                    std::env::VarError::NotPresent => {
+                        anyhow::anyhow!("`{env_key}` names the variable `{var}`, which is not set")
+                    }
+                    std::env::VarError::NotUnicode(_) => {
+                        anyhow::anyhow!("`{env_key}` names the variable `{var}`, whose value is not UTF-8")
+                    }
+                })?;
+                (Self(value), format!("`{env_key}` `{var}`"))
+            }
+            (None, None) => return Ok(None),
+        };
+        let trimmed = secret.0.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!trimmed.is_empty(), "the secret in {source} is empty");
+        Ok(Some((Self(trimmed.to_string()), source)))
+    }
+}
+
+/// How this host proves who it is to the server, with where each secret came from
+/// (for messages: they name the source, never the secret).
+#[derive(Debug)]
+enum Auth {
+    None,
+    Credentials {
+        source: String,
+        text: Secret,
+    },
+    Nkey {
+        source: String,
+        seed: Secret,
+    },
+    Token {
+        source: String,
+        token: Secret,
+    },
+    User {
+        user: String,
+        source: String,
+        password: Secret,
+    },
+}
+
+impl Auth {
+    /// Reads the secrets `config` points at. The config was validated: at most one way.
+    fn load(config: &NatsConfig) -> anyhow::Result<Self> {
+        if let Some(path) = &config.credentials_file {
+            return Ok(Self::Credentials {
+                text: Secret::from_file("nats.credentials_file", path)?,
+                source: format!("`nats.credentials_file` `{}`", path.display()),
+            });
+        }
+        let nkey = Secret::from_file_or_env(
+            ("nats.nkey_seed_file", &config.nkey_seed_file),
+            ("nats.nkey_seed_env", &config.nkey_seed_env),
+        )?;
+        if let Some((seed, source)) = nkey {
+            return Ok(Self::Nkey { source, seed });
+        }
+        let token = Secret::from_file_or_env(
+            ("nats.token_file", &config.token_file),
+            ("nats.token_env", &config.token_env),
+        )?;
+        if let Some((token, source)) = token {
+            return Ok(Self::Token { source, token });
+        }
+        let password = Secret::from_file_or_env(
+            ("nats.password_file", &config.password_file),
+            ("nats.password_env", &config.password_env),
+        )?;
+        match (&config.user, password) {
+            (Some(user), Some((password, source))) => Ok(Self::User {
+                user: user.clone(),
+                source,
+                password,
+            }),
+            _ => Ok(Self::None),
+        }
+    }
+
+    /// What the host presented, for an error message.
+    fn describe(&self) -> String {
+        match self {
+            Self::None => "no credentials configured".to_string(),
+            Self::Credentials { source, .. } => format!("the user JWT and nkey in {source}"),
+            Self::Nkey { source, .. } => format!("the nkey seed in {source}"),
+            Self::Token { source, .. } => format!("the token in {source}"),
+            Self::User { user, source, .. } => format!("user `{user}` with the password in {source}"),
+        }
+    }
+
+    fn apply(&self, options: ConnectOptions) -> anyhow::Result<ConnectOptions> {
+        Ok(match self {
+            Self::None => options,
+            Self::Credentials { source, text } => options
+                .credentials(text.expose())
+                .with_context(|| format!("{source} is not a NATS credentials file"))?,
+            Self::Nkey { seed, .. } => options.nkey(seed.expose().to_string()),
+            Self::Token { token, .. } => options.token(token.expose().to_string()),
+            Self::User { user, password, .. } => {
+                options.user_and_password(user.clone(), password.expose().to_string())
+            }
+        })
+    }
 }

@@ -6,8 +6,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,17 +51,30 @@ impl NatsServer {
     /// Starts a server on a port the server picks itself (`-p -1`), so that tests
     /// running in parallel can never end up sharing one server.
     pub fn start() -> Self {
-        Self::spawn("-1")
+        Self::spawn("-1", &[])
     }
 
     /// Starts a server on `port` (for a restart on the port a stopped server had).
     pub fn start_on(port: u16) -> Self {
-        Self::spawn(&port.to_string())
+        Self::spawn(&port.to_string(), &[])
     }
 
-    fn spawn(port: &str) -> Self {
+    /// Starts a server with the configuration file `config` (authorization, TLS,
+    /// operator mode), on a port it picks itself as [`start`](Self::start) does: the
+    /// command line's address and port override any in the file.
+    pub fn start_with_config(config: &Path) -> Self {
+        Self::start_with_args(&["-c".as_ref(), config.as_os_str()])
+    }
+
+    /// Starts a server with extra command-line arguments (`--user`, `--auth`, …).
+    pub fn start_with_args(args: &[&OsStr]) -> Self {
+        Self::spawn("-1", args)
+    }
+
+    fn spawn(port: &str, extra: &[&OsStr]) -> Self {
         let mut child = Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", port])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -72,18 +86,35 @@ impl NatsServer {
         std::thread::spawn(move || {
             use std::io::BufRead as _;
             let mut tx = Some(tx);
+            // Until it listens, keep what it says: a server that exits (a bad config
+            // file) explains why in these lines.
+            let mut log = String::new();
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("Listening for client connections on ").nth(1) {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_string());
+                        let _ = tx.send(Ok(addr.trim().to_string()));
                     }
+                } else if tx.is_some() {
+                    log.push_str(&line);
+                    log.push('\n');
                 }
             }
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(log));
+            }
         });
-        let addr = rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("nats-server (port {port}) did not start listening within {START_TIMEOUT:?}")
-        });
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(addr)) => addr,
+            failed => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                let log = match failed {
+                    Ok(Err(log)) => log,
+                    _ => format!("no listen address within {START_TIMEOUT:?}"),
+                };
+                panic!("nats-server (port {port}, args {extra:?}) did not start ({status}):\n{log}")
+            }
+        };
         let addr: SocketAddr = addr
             .parse()
             .unwrap_or_else(|_| panic!("unexpected listen address `{addr}`"));
