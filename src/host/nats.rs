@@ -416,3 +416,36 @@ impl Auth {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let secret = "hunter2-secret-value";
+        let auths = [
+            Auth::Token {
+                source: "`nats.token_env` `T`".into(),
+                token: Secret(secret.into()),
+            },
+            Auth::User {
+                user: "host-a".into(),
+                source: "`nats.password_file` `p`".into(),
+                password: Secret(secret.into()),
+            },
+            Auth::Nkey {
+                source: "`nats.nkey_seed_env` `S`".into(),
+                seed: Secret(secret.into()),
+            },
+            Auth::Credentials {
+                source: "`nats.credentials_file` `c`".into(),
+                text: Secret(secret.into()),
+            },
+        ];
+        for auth in &auths {
+            let shown = format!("{auth:?} {}", auth.describe());
+            assert!(shown.contains("<redacted>") && !shown.contains(secret), "{shown}");
+        }
+    }
+}
