@@ -393,6 +393,28 @@ impl NatsConfig {
     }
 }
 
+/// `[serve]`: how `wrpc-ring serve` runs: its metrics endpoint and its shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Where to serve the Prometheus metrics over HTTP (`GET /metrics`), e.g.
+    /// `127.0.0.1:9464`; port 0 picks a free port (printed at start). None by default.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// On SIGTERM or Ctrl-C, how long the calls in flight may take to finish before
+    /// they are aborted.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            metrics_addr: None,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// `[limits]`: what every call is held to, local or remote.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -627,6 +649,8 @@ pub struct HostConfig {
     pub limits: LimitsConfig,
     /// `[runtime]`: the wasmtime engine.
     pub runtime: RuntimeConfig,
+    /// `[serve]`: `wrpc-ring serve`'s metrics endpoint and shutdown.
+    pub serve: ServeConfig,
     /// `[[component]]`: the components this host runs.
     pub component: Vec<ComponentConfig>,
     /// `[[link]]`: where their imports go.
@@ -644,6 +668,7 @@ impl Default for HostConfig {
             nats: NatsConfig::default(),
             limits: LimitsConfig::default(),
             runtime: RuntimeConfig::default(),
+            serve: ServeConfig::default(),
             component: Vec::new(),
             link: Vec::new(),
             entry: None,
@@ -770,6 +795,20 @@ impl HostConfig {
                     self.limits.max_instances =
                         value.parse().map_err(|e| env_err(format!("not a count: {e}")))?
                 }
+                "METRICS_ADDR" => {
+                    self.serve.metrics_addr = if value.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            value
+                                .parse()
+                                .map_err(|e| env_err(format!("not a socket address: {e}")))?,
+                        )
+                    }
+                }
+                "SHUTDOWN_TIMEOUT" => {
+                    self.serve.shutdown_timeout = parse_duration(&value).map_err(env_err)?
+                }
                 // Read by the test harness, the CLI and the benchmarks, not config keys.
                 "NATS_SERVER" | "LOG" => {}
                 key if key.starts_with("BENCH_") => {}
@@ -828,6 +867,9 @@ impl HostConfig {
                 "limits.invocation_timeout",
                 "must be at most 720h (30 days): a deadline further away cannot be represented on every platform",
             );
+        }
+        if self.serve.shutdown_timeout > MAX_INVOCATION_TIMEOUT {
+            return invalid("serve.shutdown_timeout", "must be at most 720h (30 days)");
         }
         if self.limits.max_memory.0 < 64 * 1024 {
             return invalid("limits.max_memory", "must be at least one wasm page (64KiB)");
@@ -911,7 +953,7 @@ impl HostConfig {
 }
 
 /// The environment variables [`HostConfig::apply_env`] reads.
-pub const ENV_VARS: [&str; 9] = [
+pub const ENV_VARS: &[&str] = &[
     "WRPC_RING_TRANSPORT",
     "WRPC_RING_LATTICE",
     "WRPC_RING_RING_CAPACITY",
@@ -921,4 +963,6 @@ pub const ENV_VARS: [&str; 9] = [
     "WRPC_RING_MAX_INSTANCES",
     "WRPC_RING_MAX_QUEUED",
     "WRPC_RING_MAX_MEMORY",
+    "WRPC_RING_METRICS_ADDR",
+    "WRPC_RING_SHUTDOWN_TIMEOUT",
 ];

@@ -1,5 +1,6 @@
 //! The dispatcher: routes each call to the local transport or to NATS.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -9,12 +10,12 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 use wrpc_transport::Invoke;
 
-use super::config::{HostConfig, LimitsConfig, TransportKind};
+use super::config::{HostConfig, LimitsConfig, LinkConfig, TransportKind};
 use super::local::LocalTransport;
-use super::metrics::{Metrics, MetricsSnapshot};
+use super::metrics::{ComponentGauges, HostGauges, Metrics, MetricsSnapshot, TargetMetrics};
 use super::nats::NatsLink;
 use super::record::RecordPool;
-use super::routing::{CallContext, LocalComponent, RoutingTable, unversioned};
+use super::routing::{CallContext, LinkTarget, LocalComponent, RoutingTable, Targets, unversioned};
 use super::server::{ComponentServer, ServerKind};
 use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing};
 use crate::Headers;
@@ -146,30 +147,47 @@ impl Dispatcher {
     }
 
     /// Declares that `component` runs in this host: calls to it take the local path.
+    ///
+    /// Adding a component that is already here keeps its concurrency limit (a
+    /// component replaced by a new version shares its `max_instances` with the old
+    /// one while both serve); each `add_component` is undone by one
+    /// [`remove_component`](Self::remove_component).
     pub fn add_component(&self, component: &str) {
-        let local = LocalComponent {
-            transport: self
-                .inner
-                .local
-                .as_ref()
-                .map(|t| t.with_prefix(&self.prefix(component))),
-            permits: Arc::new(Semaphore::new(self.inner.limits.max_instances)),
-        };
         self.update(|routes| {
+            if let Some(local) = routes.local.get_mut(component) {
+                local.added += 1;
+                return;
+            }
+            let local = LocalComponent {
+                transport: self
+                    .inner
+                    .local
+                    .as_ref()
+                    .map(|t| t.with_prefix(&self.prefix(component))),
+                permits: Arc::new(Semaphore::new(self.inner.limits.max_instances)),
+                added: 1,
+            };
             routes.local.insert(component.into(), local);
         });
     }
 
-    /// Declares that `component` no longer runs here: later calls to it go over NATS.
+    /// Undoes one [`add_component`](Self::add_component): once every one is undone,
+    /// `component` no longer runs here and later calls to it go over NATS.
     pub fn remove_component(&self, component: &str) {
         self.update(|routes| {
-            routes.local.remove(component);
+            if let Some(local) = routes.local.get_mut(component) {
+                local.added -= 1;
+                if local.added == 0 {
+                    routes.local.remove(component);
+                }
+            }
         });
     }
 
     /// Links `source`'s import of `interface` (with or without `@version`) on link
     /// `link_name` to component `target`, replacing any previous target.
     pub fn link(&self, source: &str, interface: &str, link_name: &str, target: &str) {
+        let target = self.link_target(target);
         self.update(|routes| {
             routes
                 .links
@@ -177,8 +195,32 @@ impl Dispatcher {
                 .or_default()
                 .entry(link_name.into())
                 .or_default()
-                .insert(unversioned(interface).into(), target.into());
+                .insert(unversioned(interface).into(), target);
         });
+    }
+
+    fn link_target(&self, target: &str) -> LinkTarget {
+        let id: Arc<str> = target.into();
+        LinkTarget {
+            counters: self.inner.metrics.target(&id),
+            id,
+        }
+    }
+
+    /// Replaces every link at once with `links`: a call sees either all of the old
+    /// links or all of the new ones, and calls in flight finish on the table they
+    /// started with (what `wrpc-ring serve` does on SIGHUP).
+    pub fn set_links(&self, links: &[LinkConfig]) {
+        let mut table: HashMap<Arc<str>, HashMap<Arc<str>, Targets>> = HashMap::new();
+        for link in links {
+            table
+                .entry(link.source.as_str().into())
+                .or_default()
+                .entry(link.name.as_str().into())
+                .or_default()
+                .insert(unversioned(&link.interface).into(), self.link_target(&link.target));
+        }
+        self.update(|routes| routes.links = table);
     }
 
     /// Removes the link of `source`'s `interface` on `link_name`; returns whether it
@@ -202,6 +244,7 @@ impl Dispatcher {
     pub fn route(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(String, TransportKind)> {
         let routes = self.routes();
         let (_, target) = routes.resolve(cx, instance)?;
+        let target = &target.id;
         let kind = match routes.local.get(target).and_then(|c| c.transport.as_ref()) {
             Some(local) => local.kind(),
             None => TransportKind::Nats,
@@ -211,7 +254,51 @@ impl Dispatcher {
 
     /// The metrics of every call made through this dispatcher so far.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.inner.metrics.snapshot()
+        let mut snapshot = self.inner.metrics.snapshot();
+        // A linked target without calls yet shows as zeros on the path it would take,
+        // so that its series exist (and rates can be taken) from the start.
+        let routes = self.routes();
+        let mut idle: Vec<TargetMetrics> = Vec::new();
+        for target in routes.links.values().flat_map(HashMap::values).flat_map(HashMap::values) {
+            let id = &*target.id;
+            if snapshot.targets.iter().chain(&idle).any(|t| t.target == id) {
+                continue;
+            }
+            let transport = match routes.local.get(id).and_then(|c| c.transport.as_ref()) {
+                Some(local) => local.kind(),
+                None => TransportKind::Nats,
+            };
+            idle.push(TargetMetrics::idle(id, transport));
+        }
+        if !idle.is_empty() {
+            snapshot.targets.extend(idle);
+            snapshot.sort_targets();
+        }
+        snapshot
+    }
+
+    /// What the host holds now: ring pool counters, and each local component's calls
+    /// in progress and queued.
+    pub fn gauges(&self) -> HostGauges {
+        let routes = self.routes();
+        let mut components: Vec<ComponentGauges> = routes
+            .local
+            .iter()
+            .map(|(id, local)| ComponentGauges {
+                component: id.to_string(),
+                instances_in_use: self
+                    .inner
+                    .limits
+                    .max_instances
+                    .saturating_sub(local.permits.available_permits()),
+                queued: local.transport.as_ref().map_or(0, LocalTransport::queued),
+            })
+            .collect();
+        components.sort_unstable_by(|a, b| a.component.cmp(&b.component));
+        HostGauges {
+            pool: self.inner.local.as_ref().and_then(LocalTransport::pool_stats),
+            components,
+        }
     }
 
     /// The servers on which `component` (added with
@@ -311,7 +398,7 @@ impl Invoke for Dispatcher {
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
         let routes = self.routes();
-        let (interface, target) = match routes.resolve(&cx, instance) {
+        let (interface, LinkTarget { id: target, counters }) = match routes.resolve(&cx, instance) {
             Ok((interface, target)) => (interface.clone(), target.clone()),
             Err(err) => return Err(err),
         };
@@ -327,7 +414,7 @@ impl Invoke for Dispatcher {
             transport = kind.as_str(),
         );
         let timeout = self.inner.limits.invocation_timeout;
-        let record = self.inner.records.start(kind, timeout, &target, &interface);
+        let record = self.inner.records.start(kind, timeout, &target, &interface, &counters);
         let headers = Some(cx.headers().clone());
         let paths = paths.as_ref();
         let call = async {

@@ -10,7 +10,7 @@ use wrpc_transport::{Invoke as _, Serve as _};
 use super::config::{HostConfig, TransportKind};
 use super::streams::{AnyIncoming, AnyOutgoing};
 use crate::baseline::{Duplex, Mpsc};
-use crate::{Headers, Ring, RingPool};
+use crate::{Headers, PoolStats, Ring, RingPool};
 
 /// A boxed stream of served invocations, whichever transport they came over.
 pub(crate) type LocalInvocations =
@@ -45,6 +45,23 @@ impl LocalTransport {
             Self::Ring(_) => TransportKind::Ring,
             Self::Duplex(_) => TransportKind::Duplex,
             Self::Mpsc(_) => TransportKind::Mpsc,
+        }
+    }
+
+    /// Invocations queued under this handle's prefix (the `ring` transport's bounded
+    /// inboxes; the baselines report 0).
+    pub(crate) fn queued(&self) -> usize {
+        match self {
+            Self::Ring(t) => t.queued(),
+            Self::Duplex(_) | Self::Mpsc(_) => 0,
+        }
+    }
+
+    /// The ring pools' counters (`ring` only).
+    pub(crate) fn pool_stats(&self) -> Option<PoolStats> {
+        match self {
+            Self::Ring(t) => Some(t.pool_stats()),
+            Self::Duplex(_) | Self::Mpsc(_) => None,
         }
     }
 

@@ -9,13 +9,16 @@
 //! - `local`, `nats`: the two paths; `streams`: their streams behind one type, and
 //!   the caller's and the callee's tracked streams;
 //! - `record`: one call's tracking (deadline, outcome), pooled;
-//! - `metrics`: calls, errors, cancelled calls and latency per transport.
+//! - `metrics`: calls, errors, cancelled calls per transport and target, latency per
+//!   transport, and gauges; `prometheus` (feature `prometheus`) exports them.
 
 mod config;
 mod dispatch;
 mod local;
 mod metrics;
 mod nats;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod record;
 mod routing;
 mod server;
@@ -24,10 +27,10 @@ mod streams;
 pub use self::config::{
     ByteSize, ComponentConfig, ConfigError, DEFAULT_MAX_QUEUED, DEFAULT_MAX_USES, ENV_PREFIX, ENV_VARS,
     EntryConfig, HostConfig, InstanceMode, LimitsConfig, LinkConfig, MAX_INVOCATION_TIMEOUT, NatsConfig,
-    NatsTlsConfig, PagemapScan, RingConfig, RuntimeConfig, TransportKind,
+    NatsTlsConfig, PagemapScan, RingConfig, RuntimeConfig, ServeConfig, TransportKind,
 };
 pub use self::dispatch::Dispatcher;
-pub use self::metrics::{MetricsSnapshot, TransportMetrics};
+pub use self::metrics::{ComponentGauges, HostGauges, MetricsSnapshot, TargetMetrics, TransportMetrics};
 pub use self::routing::{CallContext, DEFAULT_LINK_NAME, LINK_NAME_HEADER, SOURCE_ID_HEADER};
 pub use self::server::ComponentServer;
 pub use self::streams::{AnyIncoming, AnyOutgoing, Buffered, CallIncoming, CallOutgoing, ServeOutgoing};

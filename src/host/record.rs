@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
 use super::config::TransportKind;
-use super::metrics::{Metrics, Outcome};
+use super::metrics::{Metrics, Outcome, TargetCounters};
 
 /// Records kept for reuse; more calls than this at once still work, their records are
 /// freed when they end.
@@ -38,6 +38,8 @@ struct Details {
     timeout: Duration,
     target: Arc<str>,
     interface: Arc<str>,
+    /// The counts of calls to `target`.
+    counters: Arc<TargetCounters>,
 }
 
 /// One call's tracking; see the module docs.
@@ -80,13 +82,14 @@ impl RecordPool {
     }
 
     /// A record for a call to `interface` on `target` over `kind`, starting now, whose
-    /// deadline is `timeout` from now.
+    /// deadline is `timeout` from now; its outcome counts in `counters` too.
     pub(crate) fn start(
         &self,
         kind: TransportKind,
         timeout: Duration,
         target: &Arc<str>,
         interface: &Arc<str>,
+        counters: &Arc<TargetCounters>,
     ) -> RecordRef {
         let start = Instant::now();
         let details = Details {
@@ -96,6 +99,7 @@ impl RecordPool {
             timeout,
             target: target.clone(),
             interface: interface.clone(),
+            counters: counters.clone(),
         };
         let record = match lock(&self.shared.free).pop() {
             Some(record) => {
@@ -141,11 +145,14 @@ impl Drop for RecordRef {
             FAILED => Outcome::Failed,
             _ => Outcome::Cancelled,
         };
-        let (kind, elapsed) = {
+        {
             let details = lock(&record.details);
-            (details.kind, details.start.elapsed())
-        };
-        record.pool.metrics.record(kind, elapsed, outcome);
+            let elapsed = details.start.elapsed();
+            record
+                .pool
+                .metrics
+                .record(details.kind, &details.counters, elapsed, outcome);
+        }
         let mut free = lock(&record.pool.free);
         if free.len() < POOLED_RECORDS {
             free.push(record.clone());

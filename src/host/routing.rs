@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use tokio::sync::Semaphore;
 
 use super::local::LocalTransport;
+use super::metrics::TargetCounters;
 use crate::Headers;
 
 /// The link name used when a call names none, as in wasmCloud.
@@ -88,12 +89,23 @@ pub(crate) fn unversioned(interface: &str) -> &str {
 pub(crate) struct LocalComponent {
     /// The local transport under this component's prefix (`None` with `transport = "nats"`).
     pub(crate) transport: Option<LocalTransport>,
-    /// Calls the component may serve at once (`limits.max_instances`).
+    /// Calls the component may serve at once (`limits.max_instances`), shared by
+    /// every serving of it (a component replaced on reload keeps its limit).
     pub(crate) permits: Arc<Semaphore>,
+    /// `add_component`s not yet undone by a `remove_component`: the component leaves
+    /// the table at 0.
+    pub(crate) added: usize,
+}
+
+/// Where a link leads: the target component, and the counts of calls to it.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkTarget {
+    pub(crate) id: Arc<str>,
+    pub(crate) counters: Arc<TargetCounters>,
 }
 
 /// Interface (unversioned) → target component, for one source and link name.
-type Targets = HashMap<Arc<str>, Arc<str>>;
+pub(crate) type Targets = HashMap<Arc<str>, LinkTarget>;
 
 /// The routing table; replaced as a whole on every change, so that a call holds a
 /// consistent snapshot without holding any lock.
@@ -111,7 +123,7 @@ impl RoutingTable {
     /// # Errors
     ///
     /// If no link matches, naming the caller, the interface and the link name.
-    pub(crate) fn resolve(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(&Arc<str>, &Arc<str>)> {
+    pub(crate) fn resolve(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(&Arc<str>, &LinkTarget)> {
         self.links
             .get(cx.source())
             .and_then(|by_name| by_name.get(cx.link_name()))

@@ -25,16 +25,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use tracing::Instrument as _;
 use tokio::task::JoinSet;
 use wasmtime::Engine;
 use wrpc_transport::Serve as _;
 
 pub use self::component::{Component, Export};
 pub use self::engine::engine_config;
-pub use self::host::Host;
+pub use self::host::{Host, LinkChanges, ReloadSummary};
 
 use self::component::Instances;
-use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig};
+use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
 ///
@@ -158,26 +159,49 @@ impl Runtime {
     /// If an export cannot be served.
     pub async fn serve(&self, component: Arc<Component>) -> anyhow::Result<Serving> {
         self.dispatcher.add_component(component.id());
-        let mut tasks = JoinSet::new();
+        let mut serving = Serving {
+            component: component.id.clone(),
+            dispatcher: self.dispatcher.clone(),
+            local: JoinSet::new(),
+            remote: JoinSet::new(),
+        };
         for server in self.dispatcher.servers(component.id()).await? {
+            let transport = server.transport();
             for (index, export) in component.exports().iter().enumerate() {
                 let invocations = server
                     .serve(export.interface(), export.rpc_name(), export.paths().clone())
                     .await
                     .with_context(|| {
                         format!(
-                            "failed to serve `{export:?}` of `{}` over {}",
+                            "failed to serve `{export:?}` of `{}` over {transport}",
                             component.id(),
-                            server.transport()
                         )
                     })?;
                 let component = component.clone();
+                let tasks = if transport == TransportKind::Nats {
+                    &mut serving.remote
+                } else {
+                    &mut serving.local
+                };
                 tasks.spawn(async move {
                     let mut invocations = std::pin::pin!(invocations);
                     while let Some(item) = invocations.next().await {
                         match item {
                             Ok((_headers, outgoing, incoming)) => {
-                                tokio::spawn(component.clone().serve_call(index, outgoing, incoming));
+                                let export = &component.exports()[index];
+                                let span = tracing::debug_span!(
+                                    "serve",
+                                    component = component.id(),
+                                    interface = export.interface(),
+                                    function = export.name(),
+                                    transport = transport.as_str(),
+                                );
+                                tokio::spawn(
+                                    component
+                                        .clone()
+                                        .serve_call(index, outgoing, incoming)
+                                        .instrument(span),
+                                );
                             }
                             Err(err) => tracing::warn!(
                                 %err,
@@ -190,11 +214,7 @@ impl Runtime {
                 });
             }
         }
-        Ok(Serving {
-            component: component.id.clone(),
-            dispatcher: self.dispatcher.clone(),
-            _tasks: tasks,
-        })
+        Ok(serving)
     }
 }
 
@@ -208,12 +228,17 @@ impl std::fmt::Debug for Runtime {
 
 /// A component being served; dropping it stops serving: the component leaves the
 /// dispatcher's local routes (later calls to it go over NATS, or fail as not served
-/// here), and its serve streams end.
+/// here), and its serve streams end. Calls already accepted run to their end on their
+/// own tasks.
 #[derive(Debug)]
 pub struct Serving {
     component: Arc<str>,
     dispatcher: Dispatcher,
-    _tasks: JoinSet<()>,
+    /// The accept loops on the local transport.
+    local: JoinSet<()>,
+    /// The accept loops on NATS (calls from other hosts; every call with
+    /// `transport = "nats"`).
+    remote: JoinSet<()>,
 }
 
 impl Drop for Serving {
@@ -226,5 +251,13 @@ impl Serving {
     /// The component served.
     pub fn component(&self) -> &str {
         &self.component
+    }
+
+    /// Stops accepting calls over NATS (from other hosts), while the local transport
+    /// keeps serving this host's own components: the first step of a graceful
+    /// shutdown, which lets nested local calls of the calls in flight go through.
+    /// With `transport = "nats"` every call comes over NATS, so this stops them all.
+    pub fn stop_accepting_remote(&mut self) {
+        self.remote.abort_all();
     }
 }

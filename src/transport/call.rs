@@ -33,7 +33,7 @@ use std::task::Waker;
 
 use bytes::Bytes;
 
-use crate::RingPool;
+use crate::{PoolStats, RingPool};
 use crate::ring::{RingReader, RingWriter};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
@@ -526,6 +526,17 @@ impl Classes {
 
     pub(crate) fn standard(&self) -> &RingPool {
         &self.pools[1]
+    }
+
+    /// The counters of every class, summed.
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.pools.iter().map(RingPool::stats).fold(PoolStats::default(), |mut sum, s| {
+            sum.hits += s.hits;
+            sum.misses += s.misses;
+            sum.in_use += s.in_use;
+            sum.idle += s.idle;
+            sum
+        })
     }
 
     /// Rings of every class handed out and not yet returned.

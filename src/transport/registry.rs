@@ -117,6 +117,16 @@ impl PrefixRegistry {
         lock(&self.table).clone()
     }
 
+    /// Invocations queued under this prefix and not yet taken by a serve stream.
+    pub(crate) fn queued(&self) -> usize {
+        self.snapshot()
+            .values()
+            .flat_map(HashMap::values)
+            .flat_map(|route| &route.servers)
+            .map(|server| server.inbox.len())
+            .sum()
+    }
+
     /// Whether at least one registration serves `instance`/`func`.
     pub(crate) fn serves(&self, instance: &str, func: &str) -> bool {
         self.snapshot()

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tracing::instrument;
 
-use crate::RingPool;
+use crate::{PoolStats, RingPool};
 use crate::sync::{Arc, Ordering};
 
 use super::call::CallPool;
@@ -182,6 +182,19 @@ impl Ring {
     /// every invocation has ended and its handles are dropped).
     pub fn rings_in_use(&self) -> usize {
         self.net.calls.rings().in_use()
+    }
+
+    /// Invocations queued for the `serve` registrations under this handle's prefix and
+    /// not yet taken by their serve streams (each registration holds at most the
+    /// [`with_max_queued`](Self::with_max_queued) bound).
+    pub fn queued(&self) -> usize {
+        self.registry.queued()
+    }
+
+    /// The counters of the ring pools behind this transport, summed over their size
+    /// classes (sub-streams lease rings of the class that fits their first write).
+    pub fn pool_stats(&self) -> PoolStats {
+        self.net.calls.rings().stats()
     }
 
     /// A handle on the same transport that invokes and serves under `prefix` (in

@@ -13,6 +13,8 @@
 //! - `ok()` returns `"ok"`: a call after a fault shows the host recovered.
 //! - `calls()` returns how many calls this instance has served (every
 //!   function counts, this one included): 1 in a fresh instance.
+//! - `sleep(ms)` sleeps `ms` milliseconds and returns `ms`: a call that stays in
+//!   flight (WASI's `monotonic-clock.subscribe-duration`, which the host awaits).
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -70,6 +72,12 @@ impl Guest for Faults {
 
     fn calls() -> u32 {
         count()
+    }
+
+    fn sleep(ms: u32) -> u32 {
+        count();
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+        ms
     }
 }
 
