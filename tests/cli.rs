@@ -5,49 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::{Child, bin, component_path, root, run, scratch, text};
 use common::nats::NatsServer;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wrpc-ring"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("failed to run wrpc-ring")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A scratch directory with `files` written into it.
-fn scratch(name: &str, files: &[(&str, String)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wrpc-ring-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (file, contents) in files {
-        std::fs::write(dir.join(file), contents).unwrap();
-    }
-    dir
-}
-
-fn component_path(name: &str) -> String {
-    root()
-        .join("examples/components/wasm")
-        .join(format!("{name}.wasm"))
-        .display()
-        .to_string()
-}
 
 #[test]
 fn every_command_has_help() {
@@ -170,16 +132,6 @@ fn calls_on(shown: &str, path: &str) -> Option<String> {
         .find(|l| l.starts_with(&prefix))
         .and_then(|l| l.split_whitespace().nth(1))
         .map(str::to_string)
-}
-
-/// Kills a child on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn write_host(

@@ -407,7 +407,7 @@ impl Invoke for Dispatcher {
         let kind = local.as_ref().map_or(TransportKind::Nats, LocalTransport::kind);
         let span = tracing::debug_span!(
             "invoke",
-            caller = cx.source(),
+            source = cx.source(),
             target = &*target,
             interface = instance,
             function = func,

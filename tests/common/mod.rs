@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "wasmtime")]
 pub mod host;
 pub mod nats;
