@@ -91,7 +91,8 @@ pub(crate) struct ServeArgs {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let config = HostConfig::from_toml(&format!("[serve]\nshutdown_timeout = {s:?}\n")).map_err(|e| {
         let text = e.to_string();
-        text.rsplit_once(": ").map_or(text.clone(), |(_, m)| m.to_string())
+        text.rsplit_once(": ")
+            .map_or(text.clone(), |(_, m)| m.to_string())
     })?;
     Ok(config.serve.shutdown_timeout)
 }

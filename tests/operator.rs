@@ -27,7 +27,12 @@ fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 fn components(list: &[(&str, &str)]) -> String {
     list.iter()
-        .map(|(id, file)| format!("[[component]]\nid = \"{id}\"\npath = \"{}\"\n", component_path(file)))
+        .map(|(id, file)| {
+            format!(
+                "[[component]]\nid = \"{id}\"\npath = \"{}\"\n",
+                component_path(file)
+            )
+        })
         .collect()
 }
 
@@ -96,7 +101,10 @@ fn scrape(url: &str) -> HashMap<String, f64> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
     let body = response.body_mut().read_to_string().unwrap();
     assert!(body.ends_with("# EOF\n"), "not a complete exposition:\n{body}");
     samples(&body)
@@ -136,15 +144,23 @@ fn metrics_endpoint_adds_up_to_the_calls_made() {
 
     // Before any call, every linked target's series exists, at zero.
     let before = scrape(&url);
-    assert_eq!(value(&before, r#"wrpc_ring_calls_total{transport="ring",target="b"}"#), 0.0);
-    assert_eq!(value(&before, r#"wrpc_ring_calls_total{transport="ring",target="c"}"#), 0.0);
+    assert_eq!(
+        value(&before, r#"wrpc_ring_calls_total{transport="ring",target="b"}"#),
+        0.0
+    );
+    assert_eq!(
+        value(&before, r#"wrpc_ring_calls_total{transport="ring",target="c"}"#),
+        0.0
+    );
 
     let rt = runtime();
     let calls = rt.spawn({
         let url = nats.url();
         async move {
             let conn = async_nats::connect(url).await.unwrap();
-            let client = wrpc_transport_nats::Client::new(conn, "default.a", None).await.unwrap();
+            let client = wrpc_transport_nats::Client::new(conn, "default.a", None)
+                .await
+                .unwrap();
             let mut tasks = tokio::task::JoinSet::new();
             let client = std::sync::Arc::new(client);
             for i in 0..CALLS {
@@ -152,7 +168,7 @@ fn metrics_endpoint_adds_up_to_the_calls_made() {
                 tasks.spawn(async move { stage(&client, &format!("x{i}")).await });
                 if i % 4 == 3 {
                     // Four at a time, so the scrapes below see the calls progress.
-                    while tasks.len() > 0 {
+                    while !tasks.is_empty() {
                         let out = tasks.join_next().await.unwrap().unwrap().unwrap();
                         assert!(out.starts_with("a(b(c(x"), "{out}");
                     }
@@ -166,7 +182,10 @@ fn metrics_endpoint_adds_up_to_the_calls_made() {
     while !calls.is_finished() {
         let now = scrape(&url);
         let seen = value(&now, key);
-        assert!(seen >= last && seen <= CALLS as f64, "{key} went from {last} to {seen}");
+        assert!(
+            seen >= last && seen <= CALLS as f64,
+            "{key} went from {last} to {seen}"
+        );
         last = seen;
         scrapes += 1;
         std::thread::sleep(Duration::from_millis(20));
@@ -176,29 +195,68 @@ fn metrics_endpoint_adds_up_to_the_calls_made() {
     let after = scrape(&url);
     let n = CALLS as f64;
     for target in ["b", "c"] {
-        assert_eq!(value(&after, &format!(r#"wrpc_ring_calls_total{{transport="ring",target="{target}"}}"#)), n);
         assert_eq!(
-            value(&after, &format!(r#"wrpc_ring_call_errors_total{{transport="ring",target="{target}"}}"#)),
+            value(
+                &after,
+                &format!(r#"wrpc_ring_calls_total{{transport="ring",target="{target}"}}"#)
+            ),
+            n
+        );
+        assert_eq!(
+            value(
+                &after,
+                &format!(r#"wrpc_ring_call_errors_total{{transport="ring",target="{target}"}}"#)
+            ),
             0.0
         );
         assert_eq!(
-            value(&after, &format!(r#"wrpc_ring_calls_cancelled_total{{transport="ring",target="{target}"}}"#)),
+            value(
+                &after,
+                &format!(r#"wrpc_ring_calls_cancelled_total{{transport="ring",target="{target}"}}"#)
+            ),
             0.0
         );
     }
-    assert_eq!(value(&after, r#"wrpc_ring_call_duration_seconds_count{transport="ring"}"#), 2.0 * n);
     assert_eq!(
-        value(&after, r#"wrpc_ring_call_duration_seconds_bucket{le="+Inf",transport="ring"}"#),
+        value(
+            &after,
+            r#"wrpc_ring_call_duration_seconds_count{transport="ring"}"#
+        ),
+        2.0 * n
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"wrpc_ring_call_duration_seconds_bucket{le="+Inf",transport="ring"}"#
+        ),
         2.0 * n
     );
     assert!(value(&after, r#"wrpc_ring_call_duration_seconds_sum{transport="ring"}"#) > 0.0);
-    assert_eq!(value(&after, r#"wrpc_ring_call_duration_seconds_count{transport="nats"}"#), 0.0);
+    assert_eq!(
+        value(
+            &after,
+            r#"wrpc_ring_call_duration_seconds_count{transport="nats"}"#
+        ),
+        0.0
+    );
     // Every ring is back in its pool, and the pool was used.
     assert_eq!(value(&after, "wrpc_ring_pool_rings_in_use"), 0.0);
     assert!(value(&after, "wrpc_ring_pool_hits_total") + value(&after, "wrpc_ring_pool_misses_total") > 0.0);
     for component in ["a", "b", "c"] {
-        assert_eq!(value(&after, &format!(r#"wrpc_ring_instances_in_use{{component="{component}"}}"#)), 0.0);
-        assert_eq!(value(&after, &format!(r#"wrpc_ring_queued_calls{{component="{component}"}}"#)), 0.0);
+        assert_eq!(
+            value(
+                &after,
+                &format!(r#"wrpc_ring_instances_in_use{{component="{component}"}}"#)
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &after,
+                &format!(r#"wrpc_ring_queued_calls{{component="{component}"}}"#)
+            ),
+            0.0
+        );
     }
     assert!(scrapes > 0);
 
@@ -225,8 +283,8 @@ fn run_json_is_one_object_with_the_documented_fields() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}):\n{stdout}"));
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}):\n{stdout}"));
     assert_eq!(report["schema"], 1);
     assert_eq!(report["component"], "pipeline-a");
     assert_eq!(report["function"], "wrpc-ring:examples/stage.run");
@@ -239,7 +297,11 @@ fn run_json_is_one_object_with_the_documented_fields() {
     assert!(report["throughput_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["elapsed_s"].as_f64().unwrap() > 0.0);
     let latency = &report["latency_us"];
-    let at = |name: &str| latency[name].as_f64().unwrap_or_else(|| panic!("latency_us.{name}: {latency}"));
+    let at = |name: &str| {
+        latency[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("latency_us.{name}: {latency}"))
+    };
     assert!(at("p50") > 0.0 && at("p50") <= at("p90") && at("p90") <= at("p99"));
     assert!(at("p99") <= at("p999") && at("p999") <= at("max"));
     assert!(at("mean") > 0.0);
@@ -267,10 +329,18 @@ fn run_json_is_one_object_with_the_documented_fields() {
 fn sighup_relinks_and_a_bad_config_changes_nothing() {
     let nats = NatsServer::start();
     let dir = scratch("sighup", &[]);
-    let head = format!("[nats]\nurl = \"{}\"\n[limits]\ninvocation_timeout = \"60s\"\n", nats.url());
+    let head = format!(
+        "[nats]\nurl = \"{}\"\n[limits]\ninvocation_timeout = \"60s\"\n",
+        nats.url()
+    );
     let before = format!(
         "{head}{}{}",
-        components(&[("a", "pipeline-a"), ("b", "pipeline-b"), ("c", "pipeline-c"), ("slow", "faults")]),
+        components(&[
+            ("a", "pipeline-a"),
+            ("b", "pipeline-b"),
+            ("c", "pipeline-c"),
+            ("slow", "faults")
+        ]),
         stage_links(&[("a", "b"), ("b", "c")])
     );
     let config = write_config(&dir, "host.toml", &before);
@@ -286,7 +356,9 @@ fn sighup_relinks_and_a_bad_config_changes_nothing() {
         let url = nats.url();
         async move {
             let conn = async_nats::connect(url).await.unwrap();
-            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None).await.unwrap();
+            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
+                .await
+                .unwrap();
             tokio::time::timeout(CALL_LIMIT, sleep_call(&slow, 3000)).await
         }
     });
@@ -304,7 +376,10 @@ fn sighup_relinks_and_a_bad_config_changes_nothing() {
         reloaded.contains("added: greeter") && reloaded.contains("removed: b, slow"),
         "{reloaded}"
     );
-    assert!(reloaded.contains("links added: 0, removed: 1, retargeted: 1"), "{reloaded}");
+    assert!(
+        reloaded.contains("links added: 0, removed: 1, retargeted: 1"),
+        "{reloaded}"
+    );
 
     rt.block_on(async {
         let a = client(&nats, "a").await;
@@ -334,17 +409,30 @@ fn sighup_relinks_and_a_bad_config_changes_nothing() {
     // A config that does not parse is rejected; the one in force stays.
     std::fs::write(&config, "[[component]]\nid = ").unwrap();
     served.signal("-HUP");
-    let rejected = served.wait_for("the rejection", STARTUP, |l| matches!(l, Line::Err(t) if t.contains("rejected")));
-    let Line::Err(rejected) = rejected else { unreachable!() };
+    let rejected = served.wait_for(
+        "the rejection",
+        STARTUP,
+        |l| matches!(l, Line::Err(t) if t.contains("rejected")),
+    );
+    let Line::Err(rejected) = rejected else {
+        unreachable!()
+    };
     assert!(rejected.contains("stays in force"), "{rejected}");
     // A config that changes a table needing a restart is rejected too, naming it.
     std::fs::write(&config, format!("transport = \"duplex\"\n{before}")).unwrap();
     served.signal("-HUP");
-    let rejected = served.wait_for("the second rejection", STARTUP, |l| {
-        matches!(l, Line::Err(t) if t.contains("rejected"))
-    });
-    let Line::Err(rejected) = rejected else { unreachable!() };
-    assert!(rejected.contains("`transport` changed") && rejected.contains("restart"), "{rejected}");
+    let rejected = served.wait_for(
+        "the second rejection",
+        STARTUP,
+        |l| matches!(l, Line::Err(t) if t.contains("rejected")),
+    );
+    let Line::Err(rejected) = rejected else {
+        unreachable!()
+    };
+    assert!(
+        rejected.contains("`transport` changed") && rejected.contains("restart"),
+        "{rejected}"
+    );
     rt.block_on(async {
         let a = client(&nats, "a").await;
         assert_eq!(stage(&a, "w").await.unwrap(), "a(c(w))");
@@ -390,7 +478,9 @@ fn sigterm_lets_the_calls_in_flight_finish() {
         let url = nats.url();
         async move {
             let conn = async_nats::connect(url).await.unwrap();
-            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None).await.unwrap();
+            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
+                .await
+                .unwrap();
             tokio::time::timeout(CALL_LIMIT, sleep_call(&slow, 1500)).await
         }
     });
@@ -421,7 +511,9 @@ fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
         let url = nats.url();
         async move {
             let conn = async_nats::connect(url).await.unwrap();
-            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None).await.unwrap();
+            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
+                .await
+                .unwrap();
             // Far longer than the shutdown timeout; the caller gives up after 20 s.
             tokio::time::timeout(Duration::from_secs(20), sleep_call(&slow, 100_000)).await
         }
@@ -436,9 +528,8 @@ fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
         "{printed}"
     );
     assert!(printed.contains("calls by path"), "{printed}");
-    match rt.block_on(in_flight).unwrap() {
-        Ok(Ok(ms)) => panic!("an aborted call returned {ms}"),
-        Ok(Err(_)) | Err(_) => {}
+    if let Ok(Ok(ms)) = rt.block_on(in_flight).unwrap() {
+        panic!("an aborted call returned {ms}");
     }
 }
 
@@ -448,7 +539,14 @@ fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
 fn json_logs_carry_the_call_span() {
     let config = root().join("examples/host.toml");
     let out = common::cli::bin()
-        .args(["--log-format", "json", "run", config.to_str().unwrap(), "--count", "3"])
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            config.to_str().unwrap(),
+            "--count",
+            "3",
+        ])
         .env("WRPC_RING_LOG", "wrpc_ring=debug")
         .output()
         .unwrap();
@@ -468,7 +566,9 @@ fn json_logs_carry_the_call_span() {
     assert_eq!(span["transport"], "ring", "{span}");
     assert_eq!(span["interface"], "wrpc-ring:examples/stage", "{span}");
     assert!(
-        lines.iter().any(|l| l["span"]["name"] == "serve" && l["span"]["component"] == "pipeline-c"),
+        lines
+            .iter()
+            .any(|l| l["span"]["name"] == "serve" && l["span"]["component"] == "pipeline-c"),
         "no serve span for pipeline-c in:\n{stderr}"
     );
 }

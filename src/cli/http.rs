@@ -28,7 +28,9 @@ pub(crate) async fn serve_metrics(
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-    let bound = listener.local_addr().context("the metrics listener has no address")?;
+    let bound = listener
+        .local_addr()
+        .context("the metrics listener has no address")?;
     let registry = Arc::new(registry);
     let task = tokio::spawn(async move {
         loop {
@@ -64,11 +66,16 @@ fn respond(request: &Request<Incoming>, registry: &Registry) -> Response<Full<By
         response
     };
     if request.uri().path() != "/metrics" {
-        return reply(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n".into());
+        return reply(
+            StatusCode::NOT_FOUND,
+            "not found: the metrics are at /metrics\n".into(),
+        );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
-        response.headers_mut().insert(ALLOW, "GET, HEAD".parse().expect("a valid header"));
+        response
+            .headers_mut()
+            .insert(ALLOW, "GET, HEAD".parse().expect("a valid header"));
         return response;
     }
     let mut text = String::new();
@@ -80,6 +87,9 @@ fn respond(request: &Request<Incoming>, registry: &Registry) -> Response<Full<By
                 .insert(CONTENT_TYPE, OPENMETRICS.parse().expect("a valid header"));
             response
         }
-        Err(err) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the metrics: {err}\n")),
+        Err(err) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {err}\n"),
+        ),
     }
 }

@@ -20,7 +20,13 @@ use crate::RunArgs;
 const HIGHEST_NANOS: u64 = 3_600 * 1_000_000_000;
 
 /// The reported percentiles: name and quantile.
-const PERCENTILES: [(&str, f64); 5] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999), ("max", 1.0)];
+const PERCENTILES: [(&str, f64); 5] = [
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p999", 0.999),
+    ("max", 1.0),
+];
 
 /// What `call_many` measured.
 struct Measured {
@@ -75,7 +81,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let measured = call_many(&target, &instance_name, &func, &params, &args).await;
     let metrics = host.dispatcher().metrics();
     if args.json {
-        let report = json_report(&config, &args, &component, &function, &result, &measured, &metrics);
+        let report = json_report(
+            &config, &args, &component, &function, &result, &measured, &metrics,
+        );
         println!("{report}");
     } else {
         print_report(&config, &args, &measured, &metrics);

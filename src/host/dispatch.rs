@@ -218,7 +218,10 @@ impl Dispatcher {
                 .or_default()
                 .entry(link.name.as_str().into())
                 .or_default()
-                .insert(unversioned(&link.interface).into(), self.link_target(&link.target));
+                .insert(
+                    unversioned(&link.interface).into(),
+                    self.link_target(&link.target),
+                );
         }
         self.update(|routes| routes.links = table);
     }
@@ -259,7 +262,12 @@ impl Dispatcher {
         // so that its series exist (and rates can be taken) from the start.
         let routes = self.routes();
         let mut idle: Vec<TargetMetrics> = Vec::new();
-        for target in routes.links.values().flat_map(HashMap::values).flat_map(HashMap::values) {
+        for target in routes
+            .links
+            .values()
+            .flat_map(HashMap::values)
+            .flat_map(HashMap::values)
+        {
             let id = &*target.id;
             if snapshot.targets.iter().chain(&idle).any(|t| t.target == id) {
                 continue;
@@ -414,7 +422,10 @@ impl Invoke for Dispatcher {
             transport = kind.as_str(),
         );
         let timeout = self.inner.limits.invocation_timeout;
-        let record = self.inner.records.start(kind, timeout, &target, &interface, &counters);
+        let record = self
+            .inner
+            .records
+            .start(kind, timeout, &target, &interface, &counters);
         let headers = Some(cx.headers().clone());
         let paths = paths.as_ref();
         let call = async {

@@ -371,8 +371,18 @@ mod tests {
                 Outcome::Ok,
             );
         }
-        metrics.record(TransportKind::Ring, &target, Duration::from_secs(1), Outcome::Cancelled);
-        metrics.record(TransportKind::Ring, &target, Duration::from_micros(7), Outcome::Failed);
+        metrics.record(
+            TransportKind::Ring,
+            &target,
+            Duration::from_secs(1),
+            Outcome::Cancelled,
+        );
+        metrics.record(
+            TransportKind::Ring,
+            &target,
+            Duration::from_micros(7),
+            Outcome::Failed,
+        );
         let snapshot = metrics.snapshot();
         let ring = snapshot.transport(TransportKind::Ring);
         assert_eq!((ring.calls, ring.errors, ring.cancelled), (1002, 1, 1));
@@ -394,7 +404,12 @@ mod tests {
                 cancelled: 1,
             }]
         );
-        assert!(snapshot.transport(TransportKind::Nats).latency_quantile(0.5).is_none());
+        assert!(
+            snapshot
+                .transport(TransportKind::Nats)
+                .latency_quantile(0.5)
+                .is_none()
+        );
     }
 
     #[test]

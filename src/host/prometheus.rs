@@ -65,7 +65,10 @@ fn counter(
 ) -> Result<(), std::fmt::Error> {
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in series {
-        let labels = [(labels[0].0, labels[0].1.as_str()), (labels[1].0, labels[1].1.as_str())];
+        let labels = [
+            (labels[0].0, labels[0].1.as_str()),
+            (labels[1].0, labels[1].1.as_str()),
+        ];
         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
@@ -92,7 +95,10 @@ impl Collector for HostCollector {
         let by_target = |pick: fn(&super::TargetMetrics) -> u64| {
             metrics.targets.iter().map(move |t| {
                 (
-                    [("transport", t.transport.to_string()), ("target", t.target.clone())],
+                    [
+                        ("transport", t.transport.to_string()),
+                        ("target", t.target.clone()),
+                    ],
                     pick(t),
                 )
             })
@@ -145,23 +151,48 @@ impl Collector for HostCollector {
 
         let pool = gauges.pool.unwrap_or_default();
         for (name, help, value) in [
-            ("wrpc_ring_pool_rings_in_use", "Rings leased from the pools now", pool.in_use),
+            (
+                "wrpc_ring_pool_rings_in_use",
+                "Rings leased from the pools now",
+                pool.in_use,
+            ),
             ("wrpc_ring_pool_rings_idle", "Rings idle in the pools", pool.idle),
         ] {
-            ConstGauge::new(value as i64).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+            ConstGauge::new(value as i64).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
         for (name, help, value) in [
-            ("wrpc_ring_pool_hits", "Rings leased from the idle list", pool.hits),
-            ("wrpc_ring_pool_misses", "Rings allocated because none was idle", pool.misses),
+            (
+                "wrpc_ring_pool_hits",
+                "Rings leased from the idle list",
+                pool.hits,
+            ),
+            (
+                "wrpc_ring_pool_misses",
+                "Rings allocated because none was idle",
+                pool.misses,
+            ),
         ] {
-            ConstCounter::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+            ConstCounter::new(value).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)?;
         }
 
         component_gauge(
             &mut encoder,
             "wrpc_ring_instances_in_use",
             "Calls a component is serving now (one instance each, at most limits.max_instances)",
-            gauges.components.iter().map(|c| (c.component.clone(), c.instances_in_use)),
+            gauges
+                .components
+                .iter()
+                .map(|c| (c.component.clone(), c.instances_in_use)),
         )?;
         component_gauge(
             &mut encoder,

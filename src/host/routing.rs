@@ -123,7 +123,11 @@ impl RoutingTable {
     /// # Errors
     ///
     /// If no link matches, naming the caller, the interface and the link name.
-    pub(crate) fn resolve(&self, cx: &CallContext, instance: &str) -> anyhow::Result<(&Arc<str>, &LinkTarget)> {
+    pub(crate) fn resolve(
+        &self,
+        cx: &CallContext,
+        instance: &str,
+    ) -> anyhow::Result<(&Arc<str>, &LinkTarget)> {
         self.links
             .get(cx.source())
             .and_then(|by_name| by_name.get(cx.link_name()))

@@ -243,7 +243,10 @@ pub struct LinkChanges {
 
 fn diff_links(old: &[LinkConfig], new: &[LinkConfig]) -> LinkChanges {
     let key = |l: &LinkConfig| {
-        let interface = l.interface.split_once('@').map_or(l.interface.clone(), |(i, _)| i.to_string());
+        let interface = l
+            .interface
+            .split_once('@')
+            .map_or(l.interface.clone(), |(i, _)| i.to_string());
         ((l.source.clone(), l.name.clone(), interface), l.target.clone())
     };
     let old: BTreeMap<_, _> = old.iter().map(key).collect();

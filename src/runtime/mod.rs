@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use tracing::Instrument as _;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 use wasmtime::Engine;
 use wrpc_transport::Serve as _;
 

@@ -33,9 +33,9 @@ use std::task::Waker;
 
 use bytes::Bytes;
 
-use crate::{PoolStats, RingPool};
 use crate::ring::{RingReader, RingWriter};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::{PoolStats, RingPool};
 
 use super::error::TransportError;
 use super::headers::Headers;
@@ -530,13 +530,16 @@ impl Classes {
 
     /// The counters of every class, summed.
     pub(crate) fn stats(&self) -> PoolStats {
-        self.pools.iter().map(RingPool::stats).fold(PoolStats::default(), |mut sum, s| {
-            sum.hits += s.hits;
-            sum.misses += s.misses;
-            sum.in_use += s.in_use;
-            sum.idle += s.idle;
-            sum
-        })
+        self.pools
+            .iter()
+            .map(RingPool::stats)
+            .fold(PoolStats::default(), |mut sum, s| {
+                sum.hits += s.hits;
+                sum.misses += s.misses;
+                sum.in_use += s.in_use;
+                sum.idle += s.idle;
+                sum
+            })
     }
 
     /// Rings of every class handed out and not yet returned.

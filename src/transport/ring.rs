@@ -6,8 +6,8 @@ use bytes::Bytes;
 use futures::Stream;
 use tracing::instrument;
 
-use crate::{PoolStats, RingPool};
 use crate::sync::{Arc, Ordering};
+use crate::{PoolStats, RingPool};
 
 use super::call::CallPool;
 use super::headers::Headers;

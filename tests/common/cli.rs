@@ -91,7 +91,10 @@ impl Served {
         let (tx, lines) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        for (pipe, is_err) in [(Box::new(stdout) as Box<dyn std::io::Read + Send>, false), (Box::new(stderr), true)] {
+        for (pipe, is_err) in [
+            (Box::new(stdout) as Box<dyn std::io::Read + Send>, false),
+            (Box::new(stderr), true),
+        ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead as _;
@@ -108,7 +111,11 @@ impl Served {
             lines,
             seen: Vec::new(),
         };
-        served.wait_for("the serving line", STARTUP, |l| matches!(l, Line::Out(t) if t.starts_with("serving")));
+        served.wait_for(
+            "the serving line",
+            STARTUP,
+            |l| matches!(l, Line::Out(t) if t.starts_with("serving")),
+        );
         served
     }
 
@@ -127,7 +134,10 @@ impl Served {
     pub fn wait_for(&mut self, what: &str, timeout: Duration, matches: impl Fn(&Line) -> bool) -> Line {
         let deadline = Instant::now() + timeout;
         loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if matches(&line) {
@@ -135,7 +145,10 @@ impl Served {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("waited {timeout:?} for {what}; the host printed:\n{}", self.printed())
+                    panic!(
+                        "waited {timeout:?} for {what}; the host printed:\n{}",
+                        self.printed()
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     panic!("the host exited before {what}; it printed:\n{}", self.printed())
@@ -155,9 +168,11 @@ impl Served {
 
     /// Waits for the next line on stdout that starts with `prefix`.
     pub fn wait_for_out(&mut self, prefix: &str) -> String {
-        match self.wait_for(&format!("a line starting with `{prefix}`"), STARTUP, |l| {
-            matches!(l, Line::Out(t) if t.starts_with(prefix))
-        }) {
+        match self.wait_for(
+            &format!("a line starting with `{prefix}`"),
+            STARTUP,
+            |l| matches!(l, Line::Out(t) if t.starts_with(prefix)),
+        ) {
             Line::Out(t) | Line::Err(t) => t,
         }
     }
