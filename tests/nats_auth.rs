@@ -19,6 +19,7 @@ use wrpc_ring::host::{CallContext, Dispatcher, HostConfig, NatsConfig, NatsTlsCo
 use wrpc_transport::{InvokeExt as _, ServeExt as _};
 
 use common::nats::{NatsServer, dead_port};
+use common::tls::Pki;
 
 const ECHO: &str = "test:echo/echo@0.1.0";
 const NO_PATHS: [Box<[Option<usize>]>; 0] = [];
@@ -352,46 +353,6 @@ async fn jwt_credentials_file_in_operator_mode() {
         &[&seed, &wrong_seed, &rogue_seed],
         &[&err, &err2, &err3, &format!("{good:?}"), &format!("{bad:?}")],
     );
-}
-
-/// A CA, and a certificate signed by it for `names` (also a client certificate).
-struct Pki {
-    ca_pem: String,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let key = rcgen::KeyPair::generate().unwrap();
-        let ca = params.self_signed(&key).unwrap();
-        Self {
-            ca_pem: ca.pem(),
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    /// `(certificate, key)` PEM for `names`, usable by a server and a client.
-    fn issue(&self, names: &[&str]) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = rcgen::CertificateParams::new(names).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "wrpc-ring test");
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
 }
 
 /// The base64 body of a PEM key: what must never be printed.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::cli::{Line, STARTUP, Served, component_path, root, run, scratch, text};
 use common::nats::NatsServer;
+use common::tls::Pki;
 use wrpc_transport::InvokeExt as _;
 
 const NO_PATHS: &[&[Option<usize>]] = &[];
@@ -571,4 +572,116 @@ fn json_logs_carry_the_call_span() {
             .any(|l| l["span"]["name"] == "serve" && l["span"]["component"] == "pipeline-c"),
         "no serve span for pipeline-c in:\n{stderr}"
     );
+}
+
+/// `serve` on a NATS server that wants TLS (from a CA made here) and a token: with the
+/// right token from a file it serves, and a client on the same terms calls it; with a
+/// wrong token it fails at start, naming the key, never printing either token.
+#[test]
+fn serve_with_a_token_over_tls_and_a_wrong_token_fails_at_start() {
+    const TOKEN: &str = "s3cret-token-0f9a";
+    const WRONG: &str = "wrong-token-77c1";
+    let dir = scratch("tls-token", &[]);
+    let pki = Pki::new("wrpc-ring operator test CA");
+    let (cert, key) = pki.issue(&["127.0.0.1", "localhost"]);
+    let ca = write_config(&dir, "ca.pem", &pki.ca_pem);
+    let server_config = write_config(
+        &dir,
+        "nats.conf",
+        &format!(
+            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  timeout: 5\n}}\nauthorization {{\n  token: {TOKEN:?}\n}}\n",
+            write_config(&dir, "server.pem", &cert),
+            write_config(&dir, "server-key.pem", &key),
+        ),
+    );
+    let nats = NatsServer::start_with_config(&server_config);
+    let host = |token: &str| {
+        write_config(&dir, "token", token);
+        write_config(
+            &dir,
+            "host.toml",
+            &format!(
+                "[nats]\nurl = \"{}\"\ntoken_file = \"token\"\n[nats.tls]\nca_file = {ca:?}\n{}",
+                nats.url(),
+                components(&[("greeter", "greeter")])
+            ),
+        )
+    };
+
+    let config = host(TOKEN);
+    let mut served = Served::start(&config, &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        let conn = async_nats::ConnectOptions::with_token(TOKEN.into())
+            .add_root_certificates(ca.clone())
+            .require_tls(true)
+            .connect(nats.url())
+            .await
+            .unwrap();
+        let greeter = wrpc_transport_nats::Client::new(conn, "default.greeter", None)
+            .await
+            .unwrap();
+        let (hello,) = tokio::time::timeout(
+            CALL_LIMIT,
+            greeter.invoke_values_blocking::<_, _, (String,)>(
+                None,
+                "wrpc-ring:examples/greeter",
+                "greet",
+                ("tls".to_string(),),
+                NO_PATHS,
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(hello, "Hello, tls!");
+    });
+    served.signal("-TERM");
+    assert!(served.wait_exit(STARTUP).success(), "{}", served.printed());
+    assert!(!served.printed().contains(TOKEN), "{}", served.printed());
+
+    let config = host(WRONG);
+    let mut child = common::cli::Child(
+        common::cli::bin()
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + STARTUP;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve with a wrong token did not fail at start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut printed = String::new();
+    for pipe in [
+        child
+            .0
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        child
+            .0
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        std::io::Read::read_to_string(&mut pipe, &mut printed).unwrap();
+    }
+    assert!(!status.success(), "{printed}");
+    assert!(printed.contains("rejected this host's credentials"), "{printed}");
+    assert!(printed.contains("nats.token_file"), "{printed}");
+    assert!(!printed.contains(WRONG) && !printed.contains(TOKEN), "{printed}");
 }

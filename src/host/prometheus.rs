@@ -41,11 +41,14 @@ impl Dispatcher {
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let host = Dispatcher::new(&HostConfig::default()).await?;
+    /// host.link("caller", "example:hello/greeter", "default", "greeter");
     /// let mut registry = prometheus_client::registry::Registry::default();
     /// host.register_metrics(&mut registry);
     /// let mut text = String::new();
     /// prometheus_client::encoding::text::encode(&mut text, &registry)?;
-    /// assert!(text.contains("wrpc_ring_calls_total"));
+    /// // A linked target's series exist from the start, at zero.
+    /// assert!(text.contains(r#"wrpc_ring_calls_total{transport="nats",target="greeter"} 0"#));
+    /// assert!(text.contains(r#"wrpc_ring_call_duration_seconds_count{transport="ring"} 0"#));
     /// # anyhow::Ok(())
     /// # }).unwrap();
     /// ```

@@ -8,3 +8,5 @@ pub mod cli;
 #[cfg(feature = "wasmtime")]
 pub mod host;
 pub mod nats;
+#[cfg(feature = "host")]
+pub mod tls;
