@@ -29,6 +29,10 @@
 //!   `Dispatcher` over the ring (`invoke_values_blocking`): routing, encoding, a fresh
 //!   greeter instance from the pooling allocator, the guest's call and the reply. The
 //!   path of `component_greeter_current_thread/ring` in `benches/component.rs`.
+//!   `greeter_call.direct` is its floor (`direct` there): `Component::call_values` on
+//!   the same loaded greeter, fresh instance, no dispatcher, encoding, transport or
+//!   task; `greeter_call.reuse` / `direct_reuse` are the two with `instances =
+//!   "reuse"`. `docs/benchmarks.md` splits these counts by part of the call.
 //!
 //! Run with `scripts/instructions` (or `cargo bench --profile instructions --features
 //! wasmtime --bench instructions`, which needs `gungraun-runner` and valgrind).
@@ -37,7 +41,6 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::path::Path;
 use std::pin::pin;
 
 use futures::StreamExt as _;
@@ -45,6 +48,7 @@ use gungraun::prelude::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::runtime::{Builder, Runtime};
 use tokio::task::JoinHandle;
+use wasmtime::component::Val;
 use wrpc_ring::host::{CallContext, HostConfig};
 use wrpc_ring::{Ring, RingPool, RingStream};
 use wrpc_transport::{InvokeExt as _, ServeExt as _};
@@ -204,16 +208,50 @@ const POOLED_INSTANCES: u32 = 4;
 /// The calling component: not loaded, only the source of the calls and of the link.
 const CALLER: &str = "caller";
 
-/// A host serving the greeter, `caller`'s greeter import linked to it. Built from TOML
-/// and `Host`, so that it depends on little of the runtime's API.
+/// How a `greeter_call` case calls `greet`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// As component `caller`, through the `Dispatcher` over the ring.
+    Ring,
+    /// The floor: [`Component::call_values`](wrpc_ring::runtime::Component::call_values)
+    /// on the loaded greeter, in the task itself: no dispatcher, encoding, transport or
+    /// task hand-off.
+    Direct,
+}
+
+/// A host serving the greeter (fresh instances, or `instances = "reuse"`), `caller`'s
+/// greeter import linked to it. Built from TOML and `Host`, so that it depends on
+/// little of the runtime's API.
 struct Greeter {
     host: wrpc_ring::runtime::Host,
+    path: Path,
     rt: Runtime,
 }
 
 impl Greeter {
+    /// Fresh instances, over the ring (`greeter_call.world`).
     fn new() -> Self {
-        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/components/wasm/greeter.wasm");
+        Self::with(Path::Ring, "fresh")
+    }
+
+    /// Fresh instances, direct (`greeter_call.direct`).
+    fn direct() -> Self {
+        Self::with(Path::Direct, "fresh")
+    }
+
+    /// Warm reused instances, over the ring (`greeter_call.reuse`).
+    fn reuse() -> Self {
+        Self::with(Path::Ring, "reuse")
+    }
+
+    /// Warm reused instances, direct (`greeter_call.direct_reuse`).
+    fn direct_reuse() -> Self {
+        Self::with(Path::Direct, "reuse")
+    }
+
+    fn with(path: Path, instances: &str) -> Self {
+        let wasm =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/components/wasm/greeter.wasm");
         let config = HostConfig::from_toml(&format!(
             r#"
             transport = "ring"
@@ -221,6 +259,7 @@ impl Greeter {
             [[component]]
             id = "greeter"
             path = {wasm:?}
+            instances = "{instances}"
 
             [runtime]
             # valgrind's address space holds less than 64 GiB: room for a few 4 GiB
@@ -235,33 +274,56 @@ impl Greeter {
             .expect("the greeter host");
         // A `[[link]]` must come from a loaded component; `caller` is only this bench.
         host.dispatcher().link(CALLER, GREETER, "default", "greeter");
-        let mut this = Self { host, rt };
+        let mut this = Self { host, path, rt };
         this.run(WARM_UP);
         this
     }
 
     fn run(&mut self, calls: usize) {
-        let dispatcher = self.host.dispatcher().clone();
-        on_task(&self.rt, async move {
-            for _ in 0..calls {
-                let (greeting,): (String,) = dispatcher
-                    .invoke_values_blocking(
-                        CallContext::new(CALLER),
-                        GREETER,
-                        "greet",
-                        (black_box("world").to_string(),),
-                        NO_PATHS,
-                    )
-                    .await
-                    .expect("greet");
-                assert_eq!(greeting, "Hello, world!");
+        match self.path {
+            Path::Ring => {
+                let dispatcher = self.host.dispatcher().clone();
+                on_task(&self.rt, async move {
+                    for _ in 0..calls {
+                        let (greeting,): (String,) = dispatcher
+                            .invoke_values_blocking(
+                                CallContext::new(CALLER),
+                                GREETER,
+                                "greet",
+                                (black_box("world").to_string(),),
+                                NO_PATHS,
+                            )
+                            .await
+                            .expect("greet");
+                        assert_eq!(greeting, "Hello, world!");
+                    }
+                });
             }
-        });
+            Path::Direct => {
+                let greeter = self.host.component("greeter").expect("the greeter").clone();
+                on_task(&self.rt, async move {
+                    for _ in 0..calls {
+                        let params = [Val::String(black_box("world").to_string())];
+                        let results = greeter
+                            .call_values(GREETER, "greet", &params)
+                            .await
+                            .expect("greet");
+                        assert!(
+                            matches!(&results[..], [Val::String(s)] if s == "Hello, world!"),
+                            "the greeter answered {results:?}"
+                        );
+                    }
+                });
+            }
+        }
     }
 }
 
 #[library_benchmark]
 #[bench::world(setup = Greeter::new)]
+#[bench::direct(setup = Greeter::direct)]
+#[bench::reuse(setup = Greeter::reuse)]
+#[bench::direct_reuse(setup = Greeter::direct_reuse)]
 fn greeter_call(mut greeter: Greeter) -> Greeter {
     greeter.run(GREETS);
     greeter

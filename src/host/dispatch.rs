@@ -438,7 +438,8 @@ impl Invoke for Dispatcher {
             }
         };
         // The call's one deadline: the record's, which its streams keep to.
-        let result = match record.deadline() {
+        let deadline = record.deadline();
+        let result = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, call).instrument(span).await,
             None => Ok(call.instrument(span).await),
         };
@@ -447,7 +448,7 @@ impl Invoke for Dispatcher {
                 record.started();
                 Ok((
                     CallOutgoing::new(outgoing, record.clone()),
-                    CallIncoming::new(incoming, record),
+                    CallIncoming::new(incoming, record, deadline),
                 ))
             }
             Ok(Err(err)) => {

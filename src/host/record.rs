@@ -187,7 +187,8 @@ impl RecordRef {
         lock(&self.0.details).kind
     }
 
-    /// The call's deadline.
+    /// The call's deadline. Read once per call (the dispatcher hands it to the call's
+    /// results reader), not on every poll: it locks the details.
     pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
         lock(&self.0.details).deadline
     }
@@ -215,12 +216,10 @@ impl RecordRef {
         )
     }
 
-    /// Polls the call's deadline on the record's own timer (for the root results
-    /// reader): `Ready` once it has passed.
-    pub(crate) fn poll_deadline(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(at) = self.deadline() else {
-            return Poll::Pending;
-        };
+    /// Polls the call's deadline `at` (its [`deadline`](Self::deadline), which the
+    /// caller keeps, so that a pending poll does not lock the details) on the record's
+    /// own timer (for the root results reader): `Ready` once it has passed.
+    pub(crate) fn poll_deadline(&self, at: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
         let mut timer = lock(&self.0.timer);
         let timer = match &mut *timer {
             Some(timer) => {

@@ -262,6 +262,9 @@ impl Index<Self> for AnyIncoming {
 pub struct CallIncoming {
     inner: AnyIncoming,
     record: RecordRef,
+    /// The record's deadline, kept here so that a pending read does not ask the
+    /// record (a lock) for it; `None` when it is too far away to represent.
+    deadline: Option<tokio::time::Instant>,
     /// The results root uses the record's timer; a sub-stream has its own, created
     /// the first time one of its reads has to wait.
     root: bool,
@@ -269,10 +272,13 @@ pub struct CallIncoming {
 }
 
 impl CallIncoming {
-    pub(crate) fn new(inner: AnyIncoming, record: RecordRef) -> Self {
+    /// The results root of the call of `record`, whose deadline is `deadline`
+    /// ([`RecordRef::deadline`]).
+    pub(crate) fn new(inner: AnyIncoming, record: RecordRef, deadline: Option<tokio::time::Instant>) -> Self {
         Self {
             inner,
             record,
+            deadline,
             root: true,
             timer: None,
         }
@@ -280,12 +286,12 @@ impl CallIncoming {
 
     /// `Ready` with the timeout error once the deadline has passed.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let Some(at) = self.deadline else {
+            return Poll::Pending;
+        };
         if self.root {
-            ready!(self.record.poll_deadline(cx));
+            ready!(self.record.poll_deadline(at, cx));
         } else {
-            let Some(at) = self.record.deadline() else {
-                return Poll::Pending;
-            };
             let timer = self
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
@@ -325,13 +331,13 @@ impl AsyncBufRead for CallIncoming {
                 Poll::Ready(Err(err))
             }
             Poll::Pending => {
-                if this.root {
-                    ready!(this.record.poll_deadline(cx));
-                    return Poll::Ready(Err(this.record.timed_out()));
-                }
-                let Some(at) = this.record.deadline() else {
+                let Some(at) = this.deadline else {
                     return Poll::Pending;
                 };
+                if this.root {
+                    ready!(this.record.poll_deadline(at, cx));
+                    return Poll::Ready(Err(this.record.timed_out()));
+                }
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
@@ -351,6 +357,7 @@ impl Index<Self> for CallIncoming {
         Ok(Self {
             inner: self.inner.index(path)?,
             record: self.record.clone(),
+            deadline: self.deadline,
             root: false,
             timer: None,
         })

@@ -248,6 +248,14 @@ pub(crate) trait Kind: Send + Sync + 'static {
     /// Decodes from the front of `buf`, borrowing it; `None` if `buf` ends first.
     fn decode<'a>(buf: &mut &'a [u8]) -> io::Result<Option<Self::Ref<'a>>>;
 
+    /// Steps over one encoded value at the front of `buf` without decoding its payload
+    /// (a string's UTF-8 is not checked: [`decode`](Self::decode) does that, once):
+    /// `false` if `buf` ends first. Errors only where the framing itself is invalid
+    /// (a tag, an overlong LEB128).
+    fn skip(buf: &mut &[u8]) -> io::Result<bool> {
+        Ok(Self::decode(buf)?.is_some())
+    }
+
     /// Encodes a view of the caller's guest memory into `dst`.
     fn encode_view<T: 'static>(
         v: &Self::View,
@@ -298,6 +306,10 @@ impl Kind for Str {
                 .map_err(|e| invalid(format!("a string is not UTF-8: {e}"))),
             None => Ok(None),
         }
+    }
+
+    fn skip(buf: &mut &[u8]) -> io::Result<bool> {
+        Ok(take_bytes(buf)?.is_some())
     }
 
     fn encode_view<T: 'static>(
@@ -538,6 +550,20 @@ impl<K: Kind> Kind for Opt<K> {
         Ok(Some(value))
     }
 
+    fn skip(buf: &mut &[u8]) -> io::Result<bool> {
+        let mut rest = *buf;
+        let whole = match take_byte(&mut rest) {
+            None => false,
+            Some(0) => true,
+            Some(1) => K::skip(&mut rest)?,
+            Some(n) => return Err(invalid(format!("invalid option status byte `{n}`"))),
+        };
+        if whole {
+            *buf = rest;
+        }
+        Ok(whole)
+    }
+
     fn encode_view<T: 'static>(
         v: &Self::View,
         store: &StoreContext<'_, T>,
@@ -617,6 +643,20 @@ impl<K: Kind, E: Kind> Kind for Res<K, E> {
         Ok(Some(value))
     }
 
+    fn skip(buf: &mut &[u8]) -> io::Result<bool> {
+        let mut rest = *buf;
+        let whole = match take_byte(&mut rest) {
+            None => false,
+            Some(0) => K::skip(&mut rest)?,
+            Some(1) => E::skip(&mut rest)?,
+            Some(n) => return Err(invalid(format!("invalid result status byte `{n}`"))),
+        };
+        if whole {
+            *buf = rest;
+        }
+        Ok(whole)
+    }
+
     fn encode_view<T: 'static>(
         v: &Self::View,
         store: &StoreContext<'_, T>,
@@ -673,6 +713,10 @@ pub(crate) trait Params: 'static {
     /// Decodes every parameter from the front of `buf`; `None` if `buf` ends first.
     fn decode<'a>(buf: &mut &'a [u8]) -> io::Result<Option<Self::Ref<'a>>>;
 
+    /// How many bytes at the front of `buf` the parameters take, if they are all
+    /// there: lengths and tags only, no payload checked ([`Kind::skip`]).
+    fn whole(buf: &[u8]) -> io::Result<Option<usize>>;
+
     /// Encodes every parameter into `dst`.
     fn encode_view<T: 'static>(
         v: &Self::View,
@@ -700,6 +744,13 @@ macro_rules! params_tuple {
                 $(let Some($v) = $k::decode(&mut rest)? else { return Ok(None) };)*
                 *buf = rest;
                 Ok(Some(($($v,)*)))
+            }
+
+            fn whole(buf: &[u8]) -> io::Result<Option<usize>> {
+                #[allow(unused_mut)]
+                let mut rest = buf;
+                $(if !$k::skip(&mut rest)? { return Ok(None) })*
+                Ok(Some(buf.len() - rest.len()))
             }
 
             #[allow(unused_variables)]
@@ -925,26 +976,20 @@ async fn call_export_typed<T: Send + 'static, P: Params, R: Results>(
 ) -> Result<(), Failure> {
     let params_error =
         |e: io::Error| Failure::Params(anyhow::Error::new(e).context("failed to read the parameters"));
-    // Whether the parameters are whole in the first read (always, over rings): then
-    // they are decoded in place, borrowing the transport's buffer while the guest runs.
     // No parameters at all: read nothing (a transport need not end the parameter
     // stream before the results, e.g. NATS).
     if let Some(params) = P::decode(&mut &[][..]).map_err(params_error)? {
         let results = invoke::<T, P, R>(store, func, params).await?;
         return write_results::<R>(&results, wr).await;
     }
-    let whole = {
-        let buf = rd.fill_buf().await.map_err(params_error)?;
-        let mut cursor = buf;
-        P::decode(&mut cursor)
-            .map_err(params_error)?
-            .is_some()
-            .then(|| buf.len() - cursor.len())
-    };
-    let results = match whole {
+    // Whether the parameters are whole in the first read (always, over rings): then
+    // they are decoded in place, borrowing the transport's buffer while the guest runs.
+    // The test is a length-only walk ([`Params::whole`]), so that each parameter is
+    // decoded, and a string's UTF-8 checked, once.
+    let buf = rd.fill_buf().await.map_err(params_error)?;
+    let results = match P::whole(buf).map_err(params_error)? {
         Some(used) => {
-            // The same bytes again: no I/O, the buffer still holds them.
-            let mut cursor = rd.fill_buf().await.map_err(params_error)?;
+            let mut cursor = &buf[..used];
             let Some(params) = P::decode(&mut cursor).map_err(params_error)? else {
                 return Err(params_error(eof("the parameters")));
             };
@@ -964,8 +1009,7 @@ async fn call_export_typed<T: Send + 'static, P: Params, R: Results>(
                 gathered.extend_from_slice(buf);
                 let n = buf.len();
                 rd.consume(n);
-                let mut cursor = &gathered[..];
-                if P::decode(&mut cursor).map_err(params_error)?.is_some() {
+                if P::whole(&gathered).map_err(params_error)?.is_some() {
                     break;
                 }
             }
@@ -1006,4 +1050,42 @@ async fn invoke<T: Send + 'static, P: Params, R: Results>(
         .call_async(&mut *store, params)
         .await
         .map_err(|e| Failure::Guest(anyhow::Error::from(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `whole` says how much `decode` would take, on every prefix of a buffer, and
+    /// leaves the payload's checks (UTF-8) to `decode`.
+    #[test]
+    fn whole_matches_decode() {
+        // ("héllo", [1, 2, 3]) and a trailing byte that is not a parameter.
+        let mut buf = vec![6];
+        buf.extend_from_slice("héllo".as_bytes());
+        buf.extend_from_slice(&[3, 1, 2, 3, 0xff]);
+        for end in 0..=buf.len() {
+            let prefix = &buf[..end];
+            let whole = <(Str, ByteList) as Params>::whole(prefix).unwrap();
+            let mut cursor = prefix;
+            let decoded = <(Str, ByteList) as Params>::decode(&mut cursor).unwrap();
+            assert_eq!(whole.is_some(), decoded.is_some(), "prefix of {end} bytes");
+            if let Some(used) = whole {
+                assert_eq!(used, end.min(buf.len() - 1));
+                assert_eq!(prefix.len() - cursor.len(), used);
+                assert_eq!(decoded, Some(("héllo", &[1u8, 2, 3][..])));
+            }
+        }
+        // Not UTF-8: whole by length, rejected by `decode`.
+        let bad = [2, 0xc3, 0x28];
+        assert_eq!(<(Str,) as Params>::whole(&bad).unwrap(), Some(3));
+        assert!(<(Str,) as Params>::decode(&mut &bad[..]).is_err());
+        // A bad tag or an overlong length is an error for both.
+        assert!(<(Bool,) as Params>::whole(&[2]).is_err());
+        assert!(<(Str,) as Params>::whole(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
+        assert!(<(Opt<Str>,) as Params>::whole(&[7]).is_err());
+        assert_eq!(<(Res<Nothing, Str>,) as Params>::whole(&[0]).unwrap(), Some(1));
+        assert_eq!(<(Res<Nothing, Str>,) as Params>::whole(&[1, 1]).unwrap(), None);
+        assert_eq!(<(Opt<Str>,) as Params>::whole(&[1, 1, b'x']).unwrap(), Some(3));
+    }
 }
