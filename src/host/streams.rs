@@ -466,7 +466,9 @@ impl ServeOutgoing {
     }
 
     /// Takes the concurrency permit out of this writer, so that the server can hold it
-    /// until it is done with the call, not only with its results.
+    /// until it is done with the call, not only with its results (the runtime's `Val`
+    /// path does).
+    #[cfg(feature = "wasmtime")]
     pub(crate) fn take_permit(&mut self) -> Option<OwnedSemaphorePermit> {
         self._permit.take()
     }
