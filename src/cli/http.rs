@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -11,13 +12,21 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// The content type of prometheus-client's text encoding.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Connections served at once; more wait in the listen backlog. A scraper needs one.
+const MAX_CONNECTIONS: usize = 16;
+
+/// How long a client may take to send a request's headers before it is dropped, so
+/// that idle or slow connections cannot hold the endpoint's slots.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds `addr` and serves `registry` there until the returned task is aborted;
 /// returns the address bound (the port picked, for port 0).
@@ -32,22 +41,31 @@ pub(crate) async fn serve_metrics(
         .local_addr()
         .context("the metrics listener has no address")?;
     let registry = Arc::new(registry);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(err) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
                     tracing::warn!(%err, "metrics endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
             let registry = registry.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |request| {
                     let registry = registry.clone();
                     async move { Ok::<_, Infallible>(respond(&request, &registry)) }
                 });
                 if let Err(err) = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
