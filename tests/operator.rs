@@ -482,13 +482,13 @@ fn sigterm_lets_the_calls_in_flight_finish() {
             let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
                 .await
                 .unwrap();
-            tokio::time::timeout(CALL_LIMIT, sleep_call(&slow, 1500)).await
+            tokio::time::timeout(CALL_LIMIT, sleep_call(&slow, 5000)).await
         }
     });
     wait_in_use(&url, "slow", 1.0);
     served.signal("-TERM");
     let slept = rt.block_on(in_flight).unwrap();
-    assert_eq!(slept.expect("the call in flight hung").unwrap(), 1500);
+    assert_eq!(slept.expect("the call in flight hung").unwrap(), 5000);
     let status = served.wait_exit(STARTUP);
     let printed = served.printed();
     assert!(status.success(), "exit {status}: {printed}");
