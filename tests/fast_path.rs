@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use wrpc_ring::host::{ByteSize, CallContext, ComponentConfig, HostConfig, InstanceMode, TransportKind};
+use wrpc_ring::host::{CallContext, ComponentConfig, HostConfig, InstanceMode, TransportKind};
 use wrpc_transport::{Invoke as _, Serve as _};
 
 use common::host::{TestHost, wasm};
@@ -23,13 +21,7 @@ const GREETER: &str = "wrpc-ring:examples/greeter";
 const NO_PATHS: &[&[Option<usize>]] = &[];
 
 fn config(transport: TransportKind, nats: Option<&NatsServer>, fast_path: bool) -> HostConfig {
-    let mut config = HostConfig {
-        transport,
-        ..HostConfig::default()
-    };
-    config.nats.url = nats.map(NatsServer::url);
-    config.limits.invocation_timeout = Duration::from_secs(20);
-    config.limits.max_memory = ByteSize(64 << 20);
+    let mut config = common::host::config(transport, nats);
     config.limits.max_instances = 1; // calls in a row meet the same warm instance
     config.runtime.fast_path = fast_path;
     config

@@ -16,13 +16,7 @@ const KV: &str = "wrpc-ring:examples/kv";
 const NO_RESULT_PATHS: &[&[Option<usize>]] = &[];
 
 fn config(transport: TransportKind) -> HostConfig {
-    let mut config = HostConfig {
-        transport,
-        ..HostConfig::default()
-    };
-    config.limits.invocation_timeout = Duration::from_secs(20);
-    config.limits.max_memory = ByteSize(64 << 20);
-    config
+    common::host::config(transport, None)
 }
 
 fn component(id: &str, mode: InstanceMode, max_uses: u32) -> ComponentConfig {

@@ -82,6 +82,24 @@ async fn sleep_call(client: &wrpc_transport_nats::Client, ms: u32) -> anyhow::Re
     Ok(out)
 }
 
+/// Starts `faults.sleep(ms)` on the component `slow` over NATS, as a caller on another
+/// host would; the caller gives up after `limit`.
+fn sleep_in_flight(
+    rt: &tokio::runtime::Runtime,
+    nats: &NatsServer,
+    ms: u32,
+    limit: Duration,
+) -> tokio::task::JoinHandle<Result<anyhow::Result<u32>, tokio::time::error::Elapsed>> {
+    let url = nats.url();
+    rt.spawn(async move {
+        let conn = async_nats::connect(url).await.unwrap();
+        let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
+            .await
+            .unwrap();
+        tokio::time::timeout(limit, sleep_call(&slow, ms)).await
+    })
+}
+
 /// `name{labels} value` lines of a Prometheus text exposition, by `name{labels}`.
 fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
@@ -353,16 +371,7 @@ fn sighup_relinks_and_a_bad_config_changes_nothing() {
         assert_eq!(stage(&a, "x").await.unwrap(), "a(b(c(x)))");
     });
     // A call that stays in flight across the reload, on a component it removes.
-    let in_flight = rt.spawn({
-        let url = nats.url();
-        async move {
-            let conn = async_nats::connect(url).await.unwrap();
-            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
-                .await
-                .unwrap();
-            tokio::time::timeout(CALL_LIMIT, sleep_call(&slow, 3000)).await
-        }
-    });
+    let in_flight = sleep_in_flight(&rt, &nats, 3000, CALL_LIMIT);
     std::thread::sleep(Duration::from_millis(500));
 
     let after = format!(
@@ -475,16 +484,7 @@ fn sigterm_lets_the_calls_in_flight_finish() {
     let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
     let url = metrics_url(&mut served);
     let rt = runtime();
-    let in_flight = rt.spawn({
-        let url = nats.url();
-        async move {
-            let conn = async_nats::connect(url).await.unwrap();
-            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
-                .await
-                .unwrap();
-            tokio::time::timeout(CALL_LIMIT, sleep_call(&slow, 5000)).await
-        }
-    });
+    let in_flight = sleep_in_flight(&rt, &nats, 5000, CALL_LIMIT);
     wait_in_use(&url, "slow", 1.0);
     served.signal("-TERM");
     let slept = rt.block_on(in_flight).unwrap();
@@ -508,17 +508,8 @@ fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
     let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
     let url = metrics_url(&mut served);
     let rt = runtime();
-    let in_flight = rt.spawn({
-        let url = nats.url();
-        async move {
-            let conn = async_nats::connect(url).await.unwrap();
-            let slow = wrpc_transport_nats::Client::new(conn, "default.slow", None)
-                .await
-                .unwrap();
-            // Far longer than the shutdown timeout; the caller gives up after 20 s.
-            tokio::time::timeout(Duration::from_secs(20), sleep_call(&slow, 100_000)).await
-        }
-    });
+    // Far longer than the shutdown timeout; the caller gives up after 20 s.
+    let in_flight = sleep_in_flight(&rt, &nats, 100_000, Duration::from_secs(20));
     wait_in_use(&url, "slow", 1.0);
     served.signal("-TERM");
     let status = served.wait_exit(STARTUP);

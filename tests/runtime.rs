@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use wrpc_ring::host::{ByteSize, CallContext, HostConfig, TransportKind};
+use wrpc_ring::host::{CallContext, TransportKind};
 use wrpc_ring::runtime::{Component, Runtime};
 use wrpc_transport::InvokeExt as _;
 
-use common::host::{TestHost, wasm};
+use common::host::{TestHost, config, wasm};
 use common::nats::NatsServer;
 
 const GREETER: &str = "wrpc-ring:examples/greeter";
@@ -18,17 +18,6 @@ const STAGE: &str = "wrpc-ring:examples/stage";
 const BLOB: &str = "wrpc-ring:examples/blob";
 const FAULTS: &str = "wrpc-ring:examples/faults";
 const NO_RESULT_PATHS: &[&[Option<usize>]] = &[];
-
-fn config(transport: TransportKind, nats: Option<&NatsServer>) -> HostConfig {
-    let mut config = HostConfig {
-        transport,
-        ..HostConfig::default()
-    };
-    config.nats.url = nats.map(NatsServer::url);
-    config.limits.invocation_timeout = Duration::from_secs(20);
-    config.limits.max_memory = ByteSize(64 << 20);
-    config
-}
 
 /// The examples over each transport: the greeter, the A → B → C pipeline (nested calls
 /// through polyfilled imports) and a 1 MiB blob — identical results on all four.

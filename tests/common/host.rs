@@ -2,9 +2,10 @@
 //! examples/components/wasm, linked as a test says, called as component `test`.
 
 use std::path::PathBuf;
-
 use std::sync::Arc;
-use wrpc_ring::host::{CallContext, ComponentConfig, HostConfig};
+use std::time::Duration;
+
+use wrpc_ring::host::{ByteSize, CallContext, ComponentConfig, HostConfig, TransportKind};
 
 use wrpc_ring::runtime::{Component, Runtime, Serving};
 use wrpc_transport::InvokeExt as _;
@@ -16,6 +17,19 @@ pub fn wasm(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("examples/components/wasm")
         .join(format!("{name}.wasm"))
+}
+
+/// The runtime tests' host config: `transport`, NATS at `nats` if given, a 20 s timeout
+/// (a debug build on a loaded machine) and 64 MiB per instance.
+pub fn config(transport: TransportKind, nats: Option<&super::nats::NatsServer>) -> HostConfig {
+    let mut config = HostConfig {
+        transport,
+        ..HostConfig::default()
+    };
+    config.nats.url = nats.map(super::nats::NatsServer::url);
+    config.limits.invocation_timeout = Duration::from_secs(20);
+    config.limits.max_memory = ByteSize(64 << 20);
+    config
 }
 
 /// A runtime and the components it serves.
