@@ -116,15 +116,11 @@ mod rtrb_backed {
     }
 
     impl Consumer {
-        /// Whether bytes are known to be readable without touching the producer's
-        /// position (no atomic access; `false` says nothing).
-        pub(crate) fn has_cached(&self) -> bool {
-            self.inner.cached_slots() > 0
-        }
-
-        /// Whether no byte is available (refreshes the producer's position, `Acquire`).
-        pub(crate) fn is_empty(&self) -> bool {
-            self.inner.slots() == 0
+        /// Whether a byte is readable. Uses the cached producer position when it shows
+        /// bytes (no atomic access), and only otherwise refreshes it (`Acquire`).
+        #[inline]
+        pub(crate) fn has_readable(&self) -> bool {
+            self.inner.cached_slots() > 0 || self.inner.slots() > 0
         }
 
         /// The largest contiguous readable region (empty when the ring is empty).
@@ -232,9 +228,9 @@ mod model {
     //! copy shows too little (full for the producer, empty for the consumer); `slots()`
     //! always loads. In [`Positions::Cached`] mode (the default) the stand-in does the
     //! same, call for call with `rtrb_backed` above, so loom explores exactly the loads
-    //! the real ring makes, the consumer's load-free `has_cached` fast path included. In
-    //! [`Positions::Fresh`] mode every check loads the peer's position (and `has_cached`
-    //! is always `false`): more loads, so loom sees every stale value a load could
+    //! the real ring makes, the consumer's load-free fast path in `has_readable` included.
+    //! In [`Positions::Fresh`] mode every check loads the peer's position (`has_readable`
+    //! never trusts the cache): more loads, so loom sees every stale value a load could
     //! return at every step, which is what the models used before rtrb's caching was.
 
     use std::cell::Cell;
@@ -399,12 +395,10 @@ mod model {
             self.cached_tail.get() - self.head
         }
 
-        pub(crate) fn has_cached(&self) -> bool {
-            self.cached && self.cached_slots() > 0
-        }
-
-        pub(crate) fn is_empty(&self) -> bool {
-            self.slots() == 0
+        pub(crate) fn has_readable(&self) -> bool {
+            // As `rtrb_backed::has_readable`: the cache first, a load only when it shows
+            // nothing (`Fresh` mode: always a load).
+            (self.cached && self.cached_slots() > 0) || self.slots() > 0
         }
 
         pub(crate) fn read_buf(&mut self) -> &[u8] {

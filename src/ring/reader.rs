@@ -80,40 +80,59 @@ impl RingReader {
     }
 
     /// Resolves with `true` once a byte is readable, `false` at a clean end of stream.
+    ///
+    /// Bytes already readable cost one look at the ring and no access to the close word:
+    /// bytes written before a close are delivered before it in any case. Only an empty
+    /// ring goes on to [`poll_wait`](Self::poll_wait). Every `Ready` spends one unit of
+    /// the task's cooperative budget; a `Pending` spends none.
+    #[inline(always)]
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let budget = ready!(coop::poll_proceed(cx));
         let Some(consumer) = self.consumer.get_mut() else {
             return Poll::Ready(Ok(false));
         };
-        // Fast path: bytes already known to be there, no atomic access needed.
-        if consumer.has_cached() {
-            budget.made_progress();
-            return Poll::Ready(Ok(true));
-        }
-        let mut registered = false;
-        loop {
-            // The close state first, then the ring: a close seen here was set after the
-            // writer's last bytes were published, so none can be missed.
-            let end = self.shared.writer_end();
-            if !consumer.is_empty() {
-                budget.made_progress();
-                return Poll::Ready(Ok(true));
-            }
-            match end {
-                WriterEnd::Closed => {
-                    budget.made_progress();
-                    return Poll::Ready(Ok(false));
-                }
-                WriterEnd::Aborted => {
-                    budget.made_progress();
-                    return Poll::Ready(Err(self.shared.abort_error()));
-                }
-                WriterEnd::Open if registered => return Poll::Pending,
+        if !consumer.has_readable() {
+            match ready!(self.poll_wait(cx)) {
                 WriterEnd::Open => {}
+                end => return self.poll_end(cx, end),
             }
-            // Announce, then loop once more to re-check: the lost-wake-up guard.
-            self.shared.reader_wait(cx.waker());
-            registered = true;
+        }
+        ready!(coop::poll_proceed(cx)).made_progress();
+        Poll::Ready(Ok(true))
+    }
+
+    /// The ring was seen empty: resolves with [`WriterEnd::Open`] once a byte is
+    /// readable, or with how the writer ended the stream once the ring is drained.
+    ///
+    /// One pass: the close word, the announcement (whose read-modify-write also returns
+    /// the close bits), then one re-check of the ring. The ring is looked at *after* the
+    /// close word, so a close seen here was set after the writer's last bytes were
+    /// published, and the re-check sees them all.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<WriterEnd> {
+        let Some(consumer) = self.consumer.get_mut() else {
+            return Poll::Ready(WriterEnd::Closed);
+        };
+        let mut end = self.shared.writer_end();
+        if end == WriterEnd::Open {
+            // Announce only while the stream is open: an ended stream registers no waker.
+            end = self.shared.reader_wait(cx.waker());
+        }
+        // The re-check after the announcement: the lost-wake-up guard.
+        if consumer.has_readable() {
+            return Poll::Ready(WriterEnd::Open);
+        }
+        match end {
+            WriterEnd::Open => Poll::Pending,
+            end => Poll::Ready(end),
+        }
+    }
+
+    /// The end of the stream, seen by a read: `Ok(false)` or the abort error.
+    #[cold]
+    fn poll_end(&self, cx: &mut Context<'_>, end: WriterEnd) -> Poll<io::Result<bool>> {
+        ready!(coop::poll_proceed(cx)).made_progress();
+        match end {
+            WriterEnd::Aborted => Poll::Ready(Err(self.shared.abort_error())),
+            _ => Poll::Ready(Ok(false)),
         }
     }
 

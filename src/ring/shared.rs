@@ -64,6 +64,19 @@ pub(crate) enum WriterEnd {
     Aborted,
 }
 
+/// Decodes the close bits of a value of the state word.
+#[inline]
+fn writer_end(state: usize) -> WriterEnd {
+    if state & (WRITER_CLOSED | WRITER_ABORTED) == 0 {
+        // The common case first: one test while streaming.
+        WriterEnd::Open
+    } else if state & WRITER_ABORTED != 0 {
+        WriterEnd::Aborted
+    } else {
+        WriterEnd::Closed
+    }
+}
+
 /// Shared by a [`RingWriter`](crate::RingWriter) and its [`RingReader`](crate::RingReader).
 pub(crate) struct Shared {
     state: CachePadded<AtomicUsize>,
@@ -95,21 +108,17 @@ impl Shared {
 
     /// How the writer ended the stream. Call it *before* looking at the ring.
     pub(crate) fn writer_end(&self) -> WriterEnd {
-        let state = self.load();
-        if state & (WRITER_CLOSED | WRITER_ABORTED) == 0 {
-            // The common case first: one test while streaming.
-            WriterEnd::Open
-        } else if state & WRITER_ABORTED != 0 {
-            WriterEnd::Aborted
-        } else {
-            WriterEnd::Closed
-        }
+        writer_end(self.load())
     }
 
     /// Steps 1–2 of the wait protocol for the reader; the caller re-checks afterwards.
-    pub(crate) fn reader_wait(&self, waker: &Waker) {
+    ///
+    /// Returns how the writer ended the stream as of the announcement: the
+    /// read-modify-write reads the word (`Acquire`), so it serves as the re-check's load
+    /// of the close bits, and the ring is to be looked at after it.
+    pub(crate) fn reader_wait(&self, waker: &Waker) -> WriterEnd {
         self.reader.register(waker);
-        self.state.fetch_or(READER_WAITING, Ordering::AcqRel);
+        writer_end(self.state.fetch_or(READER_WAITING, Ordering::AcqRel))
     }
 
     /// After the writer published bytes: wake the reader if it may be waiting.
