@@ -24,6 +24,7 @@ pub use self::model::{Positions, set_positions};
 #[cfg(not(loom))]
 mod rtrb_backed {
     use std::fmt;
+    use std::mem::MaybeUninit;
 
     use tokio::io::ReadBuf;
 
@@ -109,10 +110,53 @@ mod rtrb_backed {
         }
 
         /// Copies as much of `data` as fits, publishing it with one `Release` store.
+        ///
+        /// Loads the consumer's position (`Acquire`) only when the cached one shows too
+        /// little room, and copies into the second region only when the bytes wrap (rtrb's
+        /// `push_partial_slice` always makes both copies, the second often empty).
+        /// Returns the count copied: 0 only when the ring is full or `data` is empty.
+        #[inline(always)]
         pub(crate) fn push(&mut self, data: &[u8]) -> usize {
-            let (written, _) = self.inner.push_partial_slice(data);
-            written.len()
+            let cached = self.inner.cached_slots();
+            let free = if cached >= data.len() {
+                cached
+            } else {
+                self.inner.slots()
+            };
+            let n = free.min(data.len());
+            if n == 0 {
+                return 0;
+            }
+            // `n` is within the (refreshed) free count, so the chunk never fails and loads
+            // nothing more.
+            let Ok(mut chunk) = self.inner.write_chunk_uninit(n) else {
+                return 0;
+            };
+            let (first, second) = chunk.as_mut_slices();
+            let (head, rest) = data[..n].split_at(first.len());
+            copy_into(first, head);
+            if !rest.is_empty() {
+                // Only when the bytes wrap: no empty second copy.
+                copy_into(second, rest);
+            }
+            // SAFETY: the chunk's two regions, `n` slots in all, were written just above.
+            unsafe { chunk.commit_all() };
+            n
         }
+    }
+
+    /// Copies `src` into the free slots `dst`, which must be as long.
+    #[inline]
+    fn copy_into(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+        assert_eq!(
+            dst.len(),
+            src.len(),
+            "a ring region and its bytes differ in length"
+        );
+        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; both slices are `src.len()`
+        // long (asserted above) and cannot overlap, since `dst` is ring memory borrowed
+        // exclusively by the producer and `src` a shared borrow from elsewhere.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) }
     }
 
     impl Consumer {
@@ -121,6 +165,13 @@ mod rtrb_backed {
         #[inline]
         pub(crate) fn has_readable(&self) -> bool {
             self.inner.cached_slots() > 0 || self.inner.slots() > 0
+        }
+
+        /// Whether a byte is readable, always refreshing the producer's position
+        /// (`Acquire`): for a re-check after the cached position showed nothing.
+        #[inline]
+        pub(crate) fn has_readable_fresh(&self) -> bool {
+            self.inner.slots() > 0
         }
 
         /// The largest contiguous readable region (empty when the ring is empty).
@@ -399,6 +450,10 @@ mod model {
             // As `rtrb_backed::has_readable`: the cache first, a load only when it shows
             // nothing (`Fresh` mode: always a load).
             (self.cached && self.cached_slots() > 0) || self.slots() > 0
+        }
+
+        pub(crate) fn has_readable_fresh(&self) -> bool {
+            self.slots() > 0
         }
 
         pub(crate) fn read_buf(&mut self) -> &[u8] {

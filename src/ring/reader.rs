@@ -107,22 +107,25 @@ impl RingReader {
     /// the close bits), then one re-check of the ring. The ring is looked at *after* the
     /// close word, so a close seen here was set after the writer's last bytes were
     /// published, and the re-check sees them all.
+    #[inline(always)]
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<WriterEnd> {
         let Some(consumer) = self.consumer.get_mut() else {
             return Poll::Ready(WriterEnd::Closed);
         };
-        let mut end = self.shared.writer_end();
-        if end == WriterEnd::Open {
+        let mut close = self.shared.close_bits();
+        if close.is_open() {
             // Announce only while the stream is open: an ended stream registers no waker.
-            end = self.shared.reader_wait(cx.waker());
+            close = self.shared.reader_wait(cx.waker());
         }
-        // The re-check after the announcement: the lost-wake-up guard.
-        if consumer.has_readable() {
+        // The re-check after the announcement (the lost-wake-up guard): a fresh load of
+        // the producer's position, since the cached one was just seen empty.
+        if consumer.has_readable_fresh() {
             return Poll::Ready(WriterEnd::Open);
         }
-        match end {
-            WriterEnd::Open => Poll::Pending,
-            end => Poll::Ready(end),
+        if close.is_open() {
+            Poll::Pending
+        } else {
+            Poll::Ready(close.end())
         }
     }
 

@@ -64,16 +64,27 @@ pub(crate) enum WriterEnd {
     Aborted,
 }
 
-/// Decodes the close bits of a value of the state word.
-#[inline]
-fn writer_end(state: usize) -> WriterEnd {
-    if state & (WRITER_CLOSED | WRITER_ABORTED) == 0 {
-        // The common case first: one test while streaming.
-        WriterEnd::Open
-    } else if state & WRITER_ABORTED != 0 {
-        WriterEnd::Aborted
-    } else {
-        WriterEnd::Closed
+/// One value of the state word, as the reader sees it: one test while the stream is
+/// open, decoded into a [`WriterEnd`] only once it has ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CloseBits(usize);
+
+impl CloseBits {
+    /// Whether the writer is still writing.
+    #[inline]
+    pub(crate) fn is_open(self) -> bool {
+        self.0 & (WRITER_CLOSED | WRITER_ABORTED) == 0
+    }
+
+    /// How the writer ended the stream.
+    pub(crate) fn end(self) -> WriterEnd {
+        if self.is_open() {
+            WriterEnd::Open
+        } else if self.0 & WRITER_ABORTED != 0 {
+            WriterEnd::Aborted
+        } else {
+            WriterEnd::Closed
+        }
     }
 }
 
@@ -106,19 +117,21 @@ impl Shared {
 
     // ----- reader side -----
 
-    /// How the writer ended the stream. Call it *before* looking at the ring.
-    pub(crate) fn writer_end(&self) -> WriterEnd {
-        writer_end(self.load())
+    /// The writer's close bits. Load them *before* looking at the ring.
+    #[inline]
+    pub(crate) fn close_bits(&self) -> CloseBits {
+        CloseBits(self.load())
     }
 
     /// Steps 1–2 of the wait protocol for the reader; the caller re-checks afterwards.
     ///
-    /// Returns how the writer ended the stream as of the announcement: the
-    /// read-modify-write reads the word (`Acquire`), so it serves as the re-check's load
-    /// of the close bits, and the ring is to be looked at after it.
-    pub(crate) fn reader_wait(&self, waker: &Waker) -> WriterEnd {
+    /// Returns the writer's close bits as of the announcement: the read-modify-write
+    /// reads the word (`Acquire`), so it serves as the re-check's load of the close bits,
+    /// and the ring is to be looked at after it.
+    #[inline]
+    pub(crate) fn reader_wait(&self, waker: &Waker) -> CloseBits {
         self.reader.register(waker);
-        writer_end(self.state.fetch_or(READER_WAITING, Ordering::AcqRel))
+        CloseBits(self.state.fetch_or(READER_WAITING, Ordering::AcqRel))
     }
 
     /// After the writer published bytes: wake the reader if it may be waiting.
@@ -150,9 +163,12 @@ impl Shared {
     }
 
     /// Steps 1–2 of the wait protocol for the writer; the caller re-checks afterwards.
-    pub(crate) fn writer_wait(&self, waker: &Waker) {
+    ///
+    /// Returns whether the reader is gone as of the announcement: the read-modify-write
+    /// reads the word (`Acquire`), so it serves as the re-check's load of the close bits.
+    pub(crate) fn writer_wait(&self, waker: &Waker) -> bool {
         self.writer.register(waker);
-        self.state.fetch_or(WRITER_WAITING, Ordering::AcqRel);
+        self.state.fetch_or(WRITER_WAITING, Ordering::AcqRel) & READER_CLOSED != 0
     }
 
     /// After the reader released space: wake the writer if it may be waiting.

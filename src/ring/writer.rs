@@ -177,25 +177,33 @@ impl RingWriter {
 
     /// Resolves once at least one byte can be written, or with `BrokenPipe`.
     fn poll_space(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut registered = false;
-        loop {
-            if self.closed || self.shared.reader_closed() {
-                return Poll::Ready(Err(broken_pipe()));
-            }
-            match self.producer.get_mut() {
-                Some(producer) if !producer.is_full() => return Poll::Ready(Ok(())),
-                Some(_) => {}
-                None => return Poll::Ready(Err(broken_pipe())),
-            }
-            if registered {
-                return Poll::Pending;
-            }
-            // Announce, then loop once more to re-check: the lost-wake-up guard.
-            self.shared.writer_wait(cx.waker());
-            registered = true;
+        if self.closed || self.shared.reader_closed() {
+            return Poll::Ready(Err(broken_pipe()));
+        }
+        match self.producer.get_mut() {
+            Some(producer) if !producer.is_full() => Poll::Ready(Ok(())),
+            Some(_) => self.poll_wait_space(cx),
+            None => Poll::Ready(Err(broken_pipe())),
         }
     }
 
+    /// The ring was seen full while the stream was open: announces, then re-checks the
+    /// ring once (the lost-wake-up guard). The close bits of the re-check come from the
+    /// announcement's read-modify-write.
+    fn poll_wait_space(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shared.writer_wait(cx.waker()) {
+            return Poll::Ready(Err(broken_pipe()));
+        }
+        match self.producer.get_mut() {
+            Some(producer) if !producer.is_full() => Poll::Ready(Ok(())),
+            Some(_) => Poll::Pending,
+            None => Poll::Ready(Err(broken_pipe())),
+        }
+    }
+
+    /// One write: the close word once, then the bytes straight into the ring, with no
+    /// separate check for space. Only a full ring goes on to
+    /// [`poll_wait_space`](Self::poll_wait_space).
     fn poll_write_bufs(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         if bufs.iter().all(|buf| buf.is_empty()) {
             // As in `tokio::io::duplex`: `BrokenPipe` once closed, else done at once.
@@ -206,18 +214,20 @@ impl RingWriter {
             });
         }
         let budget = ready!(coop::poll_proceed(cx));
-        // Checks the close state as well.
-        ready!(self.poll_space(cx))?;
+        if self.closed || self.shared.reader_closed() {
+            return Poll::Ready(Err(broken_pipe()));
+        }
         let Some(producer) = self.producer.get_mut() else {
             return Poll::Ready(Err(broken_pipe()));
         };
-        let mut written = 0;
-        for buf in bufs {
-            let n = producer.push(buf);
-            written += n;
-            if n < buf.len() {
-                break;
-            }
+        let mut written = push_bufs(producer, bufs);
+        if written == 0 {
+            // The ring is full (some buffer is not empty).
+            ready!(self.poll_wait_space(cx))?;
+            let Some(producer) = self.producer.get_mut() else {
+                return Poll::Ready(Err(broken_pipe()));
+            };
+            written = push_bufs(producer, bufs);
         }
         self.shared.wake_reader();
         budget.made_progress();
@@ -230,6 +240,21 @@ impl RingWriter {
             self.shared.close_writer();
         }
     }
+}
+
+/// Copies as much of `bufs` as fits, in order, stopping at the first that does not fit
+/// whole. Returns the count, 0 only when the ring is full (or every buffer is empty).
+#[inline(always)]
+fn push_bufs(producer: &mut Producer, bufs: &[io::IoSlice<'_>]) -> usize {
+    let mut written = 0;
+    for buf in bufs {
+        let n = producer.push(buf);
+        written += n;
+        if n < buf.len() {
+            break;
+        }
+    }
+    written
 }
 
 impl AsyncWrite for RingWriter {
