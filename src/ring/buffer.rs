@@ -111,38 +111,45 @@ mod rtrb_backed {
 
         /// Copies as much of `data` as fits, publishing it with one `Release` store.
         ///
-        /// Loads the consumer's position (`Acquire`) only when the cached one shows too
-        /// little room, and copies into the second region only when the bytes wrap (rtrb's
+        /// Asks rtrb for room for the whole of `data` at once: it loads the consumer's
+        /// position (`Acquire`) only when the cached one shows too little room, and then
+        /// says how much there is, so a partial write costs a second, load-free request.
+        /// Copies into the second region only when the bytes wrap (rtrb's
         /// `push_partial_slice` always makes both copies, the second often empty).
         /// Returns the count copied: 0 only when the ring is full or `data` is empty.
         #[inline(always)]
         pub(crate) fn push(&mut self, data: &[u8]) -> usize {
-            let cached = self.inner.cached_slots();
-            let free = if cached >= data.len() {
-                cached
-            } else {
-                self.inner.slots()
-            };
-            let n = free.min(data.len());
-            if n == 0 {
+            if data.is_empty() {
                 return 0;
             }
-            // `n` is within the (refreshed) free count, so the chunk never fails and loads
-            // nothing more.
-            let Ok(mut chunk) = self.inner.write_chunk_uninit(n) else {
-                return 0;
+            let free = match self.inner.write_chunk_uninit(data.len()) {
+                Ok(chunk) => return fill(chunk, data),
+                Err(rtrb::chunks::ChunkError::TooFewSlots(free)) => free,
             };
-            let (first, second) = chunk.as_mut_slices();
-            let (head, rest) = data[..n].split_at(first.len());
-            copy_into(first, head);
-            if !rest.is_empty() {
-                // Only when the bytes wrap: no empty second copy.
-                copy_into(second, rest);
+            if free == 0 {
+                return 0;
             }
-            // SAFETY: the chunk's two regions, `n` slots in all, were written just above.
-            unsafe { chunk.commit_all() };
-            n
+            match self.inner.write_chunk_uninit(free) {
+                Ok(chunk) => fill(chunk, &data[..free]),
+                Err(_) => 0,
+            }
         }
+    }
+
+    /// Copies `data` into `chunk`, as long as `data`, and publishes it (`Release`).
+    #[inline(always)]
+    fn fill(mut chunk: rtrb::chunks::WriteChunkUninit<'_, u8>, data: &[u8]) -> usize {
+        let (first, second) = chunk.as_mut_slices();
+        let (head, rest) = data.split_at(first.len());
+        copy_into(first, head);
+        if !rest.is_empty() {
+            // Only when the bytes wrap: no empty second copy.
+            copy_into(second, rest);
+        }
+        // SAFETY: the chunk's two regions, `data.len()` slots in all, were written just
+        // above (`copy_into` checks each length).
+        unsafe { chunk.commit_all() };
+        data.len()
     }
 
     /// Copies `src` into the free slots `dst`, which must be as long.

@@ -83,7 +83,7 @@ impl RingReader {
     ///
     /// Bytes already readable cost one look at the ring and no access to the close word:
     /// bytes written before a close are delivered before it in any case. Only an empty
-    /// ring goes on to [`poll_wait`](Self::poll_wait). Every `Ready` spends one unit of
+    /// ring goes on to [`poll_wait`]. Every `Ready` spends one unit of
     /// the task's cooperative budget; a `Pending` spends none.
     #[inline(always)]
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
@@ -91,42 +91,13 @@ impl RingReader {
             return Poll::Ready(Ok(false));
         };
         if !consumer.has_readable() {
-            match ready!(self.poll_wait(cx)) {
+            match ready!(poll_wait(&self.shared, consumer, cx)) {
                 WriterEnd::Open => {}
                 end => return self.poll_end(cx, end),
             }
         }
         ready!(coop::poll_proceed(cx)).made_progress();
         Poll::Ready(Ok(true))
-    }
-
-    /// The ring was seen empty: resolves with [`WriterEnd::Open`] once a byte is
-    /// readable, or with how the writer ended the stream once the ring is drained.
-    ///
-    /// One pass: the close word, the announcement (whose read-modify-write also returns
-    /// the close bits), then one re-check of the ring. The ring is looked at *after* the
-    /// close word, so a close seen here was set after the writer's last bytes were
-    /// published, and the re-check sees them all.
-    #[inline(always)]
-    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<WriterEnd> {
-        let Some(consumer) = self.consumer.get_mut() else {
-            return Poll::Ready(WriterEnd::Closed);
-        };
-        let mut close = self.shared.close_bits();
-        if close.is_open() {
-            // Announce only while the stream is open: an ended stream registers no waker.
-            close = self.shared.reader_wait(cx.waker());
-        }
-        // The re-check after the announcement (the lost-wake-up guard): a fresh load of
-        // the producer's position, since the cached one was just seen empty.
-        if consumer.has_readable_fresh() {
-            return Poll::Ready(WriterEnd::Open);
-        }
-        if close.is_open() {
-            Poll::Pending
-        } else {
-            Poll::Ready(close.end())
-        }
     }
 
     /// The end of the stream, seen by a read: `Ok(false)` or the abort error.
@@ -147,6 +118,32 @@ impl RingReader {
             consumer.consume(n);
             self.shared.wake_writer();
         }
+    }
+}
+
+/// The ring was seen empty: resolves with [`WriterEnd::Open`] once a byte is
+/// readable, or with how the writer ended the stream once the ring is drained.
+///
+/// One pass: the close word, the announcement (whose read-modify-write also returns
+/// the close bits), then one re-check of the ring. The ring is looked at *after* the
+/// close word, so a close seen here was set after the writer's last bytes were
+/// published, and the re-check sees them all.
+#[inline(always)]
+fn poll_wait(shared: &Shared, consumer: &Consumer, cx: &mut Context<'_>) -> Poll<WriterEnd> {
+    let mut close = shared.close_bits();
+    if close.is_open() {
+        // Announce only while the stream is open: an ended stream registers no waker.
+        close = shared.reader_wait(cx.waker());
+    }
+    // The re-check after the announcement (the lost-wake-up guard): a fresh load of
+    // the producer's position, since the cached one was just seen empty.
+    if consumer.has_readable_fresh() {
+        return Poll::Ready(WriterEnd::Open);
+    }
+    if close.is_open() {
+        Poll::Pending
+    } else {
+        Poll::Ready(close.end())
     }
 }
 
