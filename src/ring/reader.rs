@@ -79,37 +79,6 @@ impl RingReader {
         self.capacity
     }
 
-    /// Resolves with `true` once a byte is readable, `false` at a clean end of stream.
-    ///
-    /// Bytes already readable cost one look at the ring and no access to the close word:
-    /// bytes written before a close are delivered before it in any case. Only an empty
-    /// ring goes on to [`poll_wait`]. Every `Ready` spends one unit of
-    /// the task's cooperative budget; a `Pending` spends none.
-    #[inline(always)]
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let Some(consumer) = self.consumer.get_mut() else {
-            return Poll::Ready(Ok(false));
-        };
-        if !consumer.has_readable() {
-            match ready!(poll_wait(&self.shared, consumer, cx)) {
-                WriterEnd::Open => {}
-                end => return self.poll_end(cx, end),
-            }
-        }
-        ready!(coop::poll_proceed(cx)).made_progress();
-        Poll::Ready(Ok(true))
-    }
-
-    /// The end of the stream, seen by a read: `Ok(false)` or the abort error.
-    #[cold]
-    fn poll_end(&self, cx: &mut Context<'_>, end: WriterEnd) -> Poll<io::Result<bool>> {
-        ready!(coop::poll_proceed(cx)).made_progress();
-        match end {
-            WriterEnd::Aborted => Poll::Ready(Err(self.shared.abort_error())),
-            _ => Poll::Ready(Ok(false)),
-        }
-    }
-
     fn release(&mut self, n: usize) {
         if n == 0 {
             return;
@@ -119,6 +88,24 @@ impl RingReader {
             self.shared.wake_writer();
         }
     }
+}
+
+/// Resolves with `true` once a byte is readable, `false` at a clean end of stream.
+///
+/// Bytes already readable cost one look at the ring and no access to the close word:
+/// bytes written before a close are delivered before it in any case. Only an empty ring
+/// goes on to [`poll_wait`]. Every `Ready` spends one unit of the task's cooperative
+/// budget; a `Pending` spends none.
+#[inline(always)]
+fn poll_data(shared: &Shared, consumer: &Consumer, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    if !consumer.has_readable() {
+        match ready!(poll_wait(shared, consumer, cx)) {
+            WriterEnd::Open => {}
+            end => return poll_end(shared, cx, end),
+        }
+    }
+    ready!(coop::poll_proceed(cx)).made_progress();
+    Poll::Ready(Ok(true))
 }
 
 /// The ring was seen empty: resolves with [`WriterEnd::Open`] once a byte is
@@ -147,18 +134,28 @@ fn poll_wait(shared: &Shared, consumer: &Consumer, cx: &mut Context<'_>) -> Poll
     }
 }
 
+/// The end of the stream, seen by a read: `Ok(false)` or the abort error.
+#[cold]
+fn poll_end(shared: &Shared, cx: &mut Context<'_>, end: WriterEnd) -> Poll<io::Result<bool>> {
+    ready!(coop::poll_proceed(cx)).made_progress();
+    match end {
+        WriterEnd::Aborted => Poll::Ready(Err(shared.abort_error())),
+        _ => Poll::Ready(Ok(false)),
+    }
+}
+
 impl AsyncRead for RingReader {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        if !ready!(this.poll_data(cx))? {
-            return Poll::Ready(Ok(()));
-        }
         let Some(consumer) = this.consumer.get_mut() else {
             return Poll::Ready(Ok(()));
         };
+        if !ready!(poll_data(&this.shared, consumer, cx))? {
+            return Poll::Ready(Ok(()));
+        }
         // One pass: both regions when the bytes wrap, one release of the head.
         let copied = consumer.read_into(buf);
         if copied > 0 {
@@ -171,13 +168,13 @@ impl AsyncRead for RingReader {
 impl AsyncBufRead for RingReader {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        if !ready!(this.poll_data(cx))? {
+        let Some(consumer) = this.consumer.get_mut() else {
+            return Poll::Ready(Ok(&[]));
+        };
+        if !ready!(poll_data(&this.shared, consumer, cx))? {
             return Poll::Ready(Ok(&[]));
         }
-        match this.consumer.get_mut() {
-            Some(consumer) => Poll::Ready(Ok(consumer.read_buf())),
-            None => Poll::Ready(Ok(&[])),
-        }
+        Poll::Ready(Ok(consumer.read_buf()))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
