@@ -19,6 +19,7 @@ mod host;
 mod import;
 mod serve;
 mod state;
+mod workers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio::task::JoinSet;
-use tracing::Instrument as _;
 use wasmtime::Engine;
 use wrpc_transport::Serve as _;
 
@@ -35,6 +35,7 @@ pub use self::engine::engine_config;
 pub use self::host::{Host, LinkChanges, ReloadSummary};
 
 use self::component::Instances;
+use self::workers::{Job, Workers};
 use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
@@ -152,7 +153,9 @@ impl Runtime {
 
     /// Serves every export of `component` on every path the dispatcher gives it (the
     /// local transport, and NATS when configured), until the returned handle is
-    /// dropped. Each call runs on its own task, never inside its caller's future.
+    /// dropped. Each call runs on a task of its own, never inside its caller's future:
+    /// a worker task, parked between calls and reused, so that accepting a call does
+    /// not spawn (or allocate) a task.
     ///
     /// # Errors
     ///
@@ -165,6 +168,9 @@ impl Runtime {
             local: JoinSet::new(),
             remote: JoinSet::new(),
         };
+        // The accept loops share the component's workers; the last loop to end (when
+        // `Serving` is dropped) dismisses them.
+        let workers = Arc::new(Workers::new(component.clone(), self.limits.max_instances));
         for server in self.dispatcher.servers(component.id()).await? {
             let transport = server.transport();
             for (index, export) in component.exports().iter().enumerate() {
@@ -183,26 +189,17 @@ impl Runtime {
                 } else {
                     &mut serving.local
                 };
+                let workers = workers.clone();
                 tasks.spawn(async move {
                     let mut invocations = std::pin::pin!(invocations);
                     while let Some(item) = invocations.next().await {
                         match item {
-                            Ok((_headers, outgoing, incoming)) => {
-                                let export = &component.exports()[index];
-                                let span = tracing::debug_span!(
-                                    "serve",
-                                    component = component.id(),
-                                    interface = export.interface(),
-                                    function = export.name(),
-                                    transport = transport.as_str(),
-                                );
-                                tokio::spawn(
-                                    component
-                                        .clone()
-                                        .serve_call(index, outgoing, incoming)
-                                        .instrument(span),
-                                );
-                            }
+                            Ok((_headers, outgoing, incoming)) => workers.run(Job {
+                                index,
+                                transport,
+                                outgoing,
+                                incoming,
+                            }),
                             Err(err) => tracing::warn!(
                                 %err,
                                 component = component.id(),

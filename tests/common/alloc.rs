@@ -13,10 +13,13 @@
 //! - [`with_peak`]: the peak of live heap bytes of every thread above what was live when
 //!   it started (tests of bounded memory). Measurements are serialized, since the
 //!   counters are process-wide.
+//! - [`start_sites`] / [`stop_sites`]: a backtrace of every allocation of every thread, to say whose code made
+//!   it (tests/allocations.rs). Slow: for a few hundred allocations, not a benchmark.
 
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::backtrace::Backtrace;
 use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
@@ -27,6 +30,9 @@ pub struct Counting;
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// Set while this thread records a site: the backtrace's own allocations are not
+    /// sites.
+    static IN_SITE: Cell<bool> = const { Cell::new(false) };
 }
 
 // Relaxed throughout: the counters are read after the measured code has been joined
@@ -41,6 +47,8 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
 /// One peak measurement at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
+static RECORDING_SITES: AtomicBool = AtomicBool::new(false);
+static SITES: Mutex<Vec<Backtrace>> = Mutex::new(Vec::new());
 
 #[inline]
 fn allocated(size: usize) {
@@ -58,6 +66,24 @@ fn allocated(size: usize) {
         let live = LIVE.fetch_add(size as isize, Ordering::Relaxed) + size as isize;
         PEAK.fetch_max(live, Ordering::Relaxed);
     }
+    if RECORDING_SITES.load(Ordering::Relaxed) {
+        record_site();
+    }
+}
+
+#[cold]
+fn record_site() {
+    let _ = IN_SITE.try_with(|busy| {
+        if busy.replace(true) {
+            return;
+        }
+        let site = Backtrace::force_capture();
+        SITES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(site);
+        busy.set(false);
+    });
 }
 
 #[inline]
@@ -119,6 +145,22 @@ pub fn with_peak<T>(body: impl FnOnce() -> T) -> (T, usize) {
     let result = body();
     drop(stop);
     (result, PEAK.load(Ordering::Relaxed).max(0) as usize)
+}
+
+/// Starts recording a backtrace of every allocation (and reallocation) of every
+/// thread; [`stop_sites`] returns them. One recording at a time (the caller serializes).
+pub fn start_sites() {
+    SITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
+    RECORDING_SITES.store(true, Ordering::SeqCst);
+}
+
+/// Stops recording; returns the backtraces since [`start_sites`], in order.
+pub fn stop_sites() -> Vec<Backtrace> {
+    RECORDING_SITES.store(false, Ordering::SeqCst);
+    std::mem::take(&mut *SITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 // SAFETY: defers every operation to the system allocator unchanged.

@@ -1,0 +1,152 @@
+//! The tasks a served component's calls run on: long-lived, parked while idle, so that
+//! accepting a call wakes a task instead of spawning one.
+//!
+//! Spawning a task per call allocates its cell (and, in a debug build, boxes the
+//! future), and moves the call's future, a few KiB, several times on the way into the
+//! cell; that was a third of the ring's overhead on a small call (docs/benchmarks.md,
+//! "Where a greeter call's instructions go"). A worker builds each call's future in
+//! place in its own state and parks between calls. Each call still runs on a task of
+//! its own, never inside the caller's or the accept loop's future: caller and callee
+//! make progress concurrently on any runtime.
+//!
+//! Workers start on demand, when a call arrives and none is idle, so their number
+//! follows the calls in flight; at most `max_idle` stay parked after a burst, and the
+//! rest end. When the component stops being served ([`Workers`] dropped with the last
+//! accept loop), idle workers end, and busy ones end after their call.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+use tracing::Instrument as _;
+
+use super::Component;
+use crate::host::{AnyIncoming, ServeOutgoing, TransportKind};
+
+/// One accepted call: the export it is for, and its streams.
+pub(crate) struct Job {
+    pub(crate) index: usize,
+    pub(crate) transport: TransportKind,
+    pub(crate) outgoing: ServeOutgoing,
+    pub(crate) incoming: AnyIncoming,
+}
+
+/// A component's workers; dropping it (the last accept loop ends) dismisses them.
+pub(crate) struct Workers {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    component: Arc<Component>,
+    idle: Mutex<Idle>,
+    max_idle: usize,
+}
+
+struct Idle {
+    closed: bool,
+    /// Parked workers, the most recently parked last (it is woken first: its stack and
+    /// state are the likeliest to be in cache).
+    workers: Vec<Arc<Slot>>,
+}
+
+/// Where a parked worker receives its next call.
+#[derive(Default)]
+struct Slot {
+    /// The next call; `None` when woken to end.
+    job: Mutex<Option<Job>>,
+    ready: Notify,
+}
+
+impl Workers {
+    /// Workers for `component`'s calls, at most `max_idle` of them parked at a time.
+    pub(crate) fn new(component: Arc<Component>, max_idle: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                component,
+                idle: Mutex::new(Idle {
+                    closed: false,
+                    workers: Vec::with_capacity(max_idle),
+                }),
+                max_idle,
+            }),
+        }
+    }
+
+    /// Runs `job` on a parked worker, or on a new one if none is parked.
+    pub(crate) fn run(&self, job: Job) {
+        let parked = lock(&self.shared.idle).workers.pop();
+        match parked {
+            Some(slot) => {
+                *lock(&slot.job) = Some(job);
+                slot.ready.notify_one();
+            }
+            None => {
+                tokio::spawn(work(self.shared.clone(), Arc::new(Slot::default()), job));
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        let parked = {
+            let mut idle = lock(&self.shared.idle);
+            idle.closed = true;
+            std::mem::take(&mut idle.workers)
+        };
+        for slot in parked {
+            slot.ready.notify_one(); // no job: the worker ends
+        }
+    }
+}
+
+/// A worker: runs `job`, then parks until the next one, until dismissed.
+async fn work(shared: Arc<Shared>, slot: Arc<Slot>, mut job: Job) {
+    loop {
+        serve(&shared.component, job).await;
+        {
+            let mut idle = lock(&shared.idle);
+            if idle.closed || idle.workers.len() >= shared.max_idle {
+                return;
+            }
+            idle.workers.push(slot.clone());
+        }
+        slot.ready.notified().await;
+        match lock(&slot.job).take() {
+            Some(next) => job = next,
+            None => return,
+        }
+    }
+}
+
+/// One call, in a span naming it (debug level).
+async fn serve(component: &Arc<Component>, job: Job) {
+    let export = &component.exports()[job.index];
+    let span = tracing::debug_span!(
+        "serve",
+        component = component.id(),
+        interface = export.interface(),
+        function = export.name(),
+        transport = job.transport.as_str(),
+    );
+    // `serve_call` catches the call's panics, so a worker outlives a failed call.
+    component
+        .clone()
+        .serve_call(job.index, job.outgoing, job.incoming)
+        .instrument(span)
+        .await;
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = lock(&self.shared.idle);
+        f.debug_struct("Workers")
+            .field("component", &self.shared.component.id())
+            .field("parked", &idle.workers.len())
+            .field("max_idle", &self.shared.max_idle)
+            .finish()
+    }
+}
