@@ -6,12 +6,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 use wrpc_transport::Invoke;
 
 use super::config::{HostConfig, LimitsConfig, LinkConfig, TransportKind};
-use super::local::LocalTransport;
+use super::local::{LocalInvoke, LocalTransport};
 use super::metrics::{ComponentGauges, HostGauges, Metrics, MetricsSnapshot, TargetMetrics};
 use super::nats::NatsLink;
 use super::record::RecordPool;
@@ -19,6 +20,7 @@ use super::routing::{CallContext, LinkTarget, LocalComponent, RoutingTable, Targ
 use super::server::{ComponentServer, ServerKind};
 use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing};
 use crate::Headers;
+use crate::transport::hash::FxHashMap;
 
 struct Inner {
     lattice: String,
@@ -211,7 +213,7 @@ impl Dispatcher {
     /// links or all of the new ones, and calls in flight finish on the table they
     /// started with (what `wrpc-ring serve` does on SIGHUP).
     pub fn set_links(&self, links: &[LinkConfig]) {
-        let mut table: HashMap<Arc<str>, HashMap<Arc<str>, Targets>> = HashMap::new();
+        let mut table: FxHashMap<Arc<str>, FxHashMap<Arc<str>, Targets>> = FxHashMap::default();
         for link in links {
             table
                 .entry(link.source.as_str().into())
@@ -428,20 +430,20 @@ impl Invoke for Dispatcher {
             .start(kind, timeout, &target, &interface, &counters);
         let headers = Some(cx.headers().clone());
         let paths = paths.as_ref();
-        let call = async {
-            match &local {
-                Some(local) => local.invoke(headers, instance, func, params, paths).await,
-                None => {
-                    self.invoke_nats(&target, headers, instance, func, params, paths)
-                        .await
-                }
-            }
-        };
         // The call's one deadline: the record's, which its streams keep to.
         let deadline = record.deadline();
-        let result = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, call).instrument(span).await,
-            None => Ok(call.instrument(span).await),
+        // The ring answers at once, without a future; the other paths' futures are
+        // boxed, so that this future (which the caller's nest of futures moves several
+        // times) stays the size the ring path needs.
+        let result = match &local {
+            Some(local) => match span.in_scope(|| local.invoke(headers, instance, func, params, paths)) {
+                LocalInvoke::Ready(result) => Ok(result),
+                LocalInvoke::Pending(call) => within(deadline, call).instrument(span).await,
+            },
+            None => {
+                let call = Box::pin(self.invoke_nats(&target, headers, instance, func, params, paths));
+                within(deadline, call).instrument(span).await
+            }
         };
         match result {
             Ok(Ok((outgoing, incoming))) => {
@@ -464,6 +466,17 @@ impl Invoke for Dispatcher {
                 )
             }
         }
+    }
+}
+
+/// `call`, unless `deadline` passes first.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    call: BoxFuture<'_, T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, call).await,
+        None => Ok(call.await),
     }
 }
 

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt as _};
 use wrpc_transport::{Invoke as _, Serve as _};
 
@@ -15,6 +16,15 @@ use crate::{Headers, PoolStats, Ring, RingPool};
 /// A boxed stream of served invocations, whichever transport they came over.
 pub(crate) type LocalInvocations =
     Pin<Box<dyn Stream<Item = anyhow::Result<(Option<Headers>, AnyOutgoing, AnyIncoming)>> + Send + 'static>>;
+
+/// [`LocalTransport::invoke`]'s answer: at once (the ring), or a future to await.
+// Returned and matched at once, never stored: boxing the ring's answer would be the
+// allocation this type exists to avoid.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum LocalInvoke<'a> {
+    Ready(anyhow::Result<(AnyOutgoing, AnyIncoming)>),
+    Pending(BoxFuture<'a, anyhow::Result<(AnyOutgoing, AnyIncoming)>>),
+}
 
 /// One of the in-process transports, addressed by one prefix.
 #[derive(Debug, Clone)]
@@ -73,31 +83,37 @@ impl LocalTransport {
         }
     }
 
-    pub(crate) async fn invoke<P>(
-        &self,
+    /// An invocation over this transport. The `Ring` never waits to invoke: it
+    /// answers at once (`Ready`), so the dispatcher's future need not hold a future
+    /// for it. The baselines (duplex, mpsc) return their invoke future, boxed: the
+    /// dispatcher's future stays the size the ring path needs, and they pay one
+    /// allocation per call for it.
+    pub(crate) fn invoke<'a, P>(
+        &'a self,
         headers: Option<Headers>,
-        instance: &str,
-        func: &str,
+        instance: &'a str,
+        func: &'a str,
         params: Bytes,
-        paths: &[P],
-    ) -> anyhow::Result<(AnyOutgoing, AnyIncoming)>
+        paths: &'a [P],
+    ) -> LocalInvoke<'a>
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
-        Ok(match self {
-            Self::Ring(t) => {
+        match self {
+            Self::Ring(t) => LocalInvoke::Ready(
+                t.invoke_now(headers, instance, func, params, paths)
+                    .map(|(o, i)| (AnyOutgoing::Ring(o), AnyIncoming::Ring(i)))
+                    .map_err(anyhow::Error::from),
+            ),
+            Self::Duplex(t) => LocalInvoke::Pending(Box::pin(async move {
                 let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
-                (AnyOutgoing::Ring(o), AnyIncoming::Ring(i))
-            }
-            Self::Duplex(t) => {
+                Ok((AnyOutgoing::Frame(o), AnyIncoming::frame(i)))
+            })),
+            Self::Mpsc(t) => LocalInvoke::Pending(Box::pin(async move {
                 let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
-                (AnyOutgoing::Frame(o), AnyIncoming::frame(i))
-            }
-            Self::Mpsc(t) => {
-                let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
-                (AnyOutgoing::Frame(o), AnyIncoming::frame(i))
-            }
-        })
+                Ok((AnyOutgoing::Frame(o), AnyIncoming::frame(i)))
+            })),
+        }
     }
 
     pub(crate) async fn serve(

@@ -1,7 +1,6 @@
 //! Who calls what: the calling context ([`CallContext`]) and the routing table that
 //! resolves a call to its target component and the local transport that reaches it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,6 +9,7 @@ use tokio::sync::Semaphore;
 use super::local::LocalTransport;
 use super::metrics::TargetCounters;
 use crate::Headers;
+use crate::transport::hash::FxHashMap;
 
 /// The link name used when a call names none, as in wasmCloud.
 pub const DEFAULT_LINK_NAME: &str = "default";
@@ -105,15 +105,17 @@ pub(crate) struct LinkTarget {
 }
 
 /// Interface (unversioned) → target component, for one source and link name.
-pub(crate) type Targets = HashMap<Arc<str>, LinkTarget>;
+pub(crate) type Targets = FxHashMap<Arc<str>, LinkTarget>;
 
 /// The routing table; replaced as a whole on every change, so that a call holds a
-/// consistent snapshot without holding any lock.
+/// consistent snapshot without holding any lock. Its keys (component ids, link names,
+/// interfaces) come from the host's config, never from a peer, so they are hashed with
+/// FxHash, not SipHash: three lookups per call.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RoutingTable {
     /// source → link name → interface (unversioned) → target component.
-    pub(crate) links: HashMap<Arc<str>, HashMap<Arc<str>, Targets>>,
-    pub(crate) local: HashMap<Arc<str>, LocalComponent>,
+    pub(crate) links: FxHashMap<Arc<str>, FxHashMap<Arc<str>, Targets>>,
+    pub(crate) local: FxHashMap<Arc<str>, LocalComponent>,
 }
 
 impl RoutingTable {

@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::task::Waker;
 
@@ -39,6 +39,7 @@ use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use crate::{PoolStats, RingPool};
 
 use super::error::TransportError;
+use super::hash::FxHasher;
 use super::headers::Headers;
 use super::inbox::Inbox;
 use super::path::{Declaration, DisplayDeclared, FlatPaths, Path, classify};
@@ -283,55 +284,11 @@ impl Entry {
 type Key = (Dir, Path);
 
 /// The sub-stream table: a handful of entries per call, looked up several times per
-/// call, so its keys are hashed with [`KeyHasher`], not SipHash (which cost ~190
-/// instructions per lookup, ~3,900 per greeter call: benches/instructions.rs).
-type Entries = HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>;
-
-/// FxHash (rustc's hasher) for [`Key`]s: a direction and a few indices. Not
+/// call, so its keys are hashed with [`FxHasher`], not SipHash (which cost ~190
+/// instructions per lookup, ~3,900 per greeter call: benches/instructions.rs). Not
 /// collision-resistant, which is fine here: the table of one call holds at most
 /// `limits.streams` entries, so even colliding keys cost a bounded scan.
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(n.into());
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(n.into());
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn write_isize(&mut self, n: isize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+type Entries = HashMap<Key, Entry, BuildHasherDefault<FxHasher>>;
 
 /// An invocation waiting in a registration's [`Inbox`]: what the callee gets when its
 /// serve stream takes it.

@@ -14,6 +14,7 @@
 
 mod call;
 mod error;
+pub(crate) mod hash;
 mod headers;
 mod inbox;
 mod incoming;

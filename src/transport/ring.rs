@@ -10,6 +10,7 @@ use crate::sync::{Arc, Ordering};
 use crate::{PoolStats, RingPool};
 
 use super::call::CallPool;
+use super::error::TransportError;
 use super::headers::Headers;
 use super::incoming::Incoming;
 use super::outgoing::Outgoing;
@@ -223,6 +224,21 @@ impl Ring {
     pub fn serves(&self, instance: &str, func: &str) -> bool {
         self.registry.serves(instance, func)
     }
+
+    /// [`Invoke::invoke`](wrpc_transport::Invoke::invoke) without a future: a ring
+    /// invocation never waits (a full queue is an "overloaded" error), so a caller that
+    /// knows its transport is a `Ring` (the dispatcher) calls it directly and keeps its
+    /// own future small.
+    pub(crate) fn invoke_now<P: AsRef<[Option<usize>]>>(
+        &self,
+        cx: Option<Headers>,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: &[P],
+    ) -> Result<(Outgoing, Incoming), TransportError> {
+        self.registry.invoke(&self.net, cx, instance, func, params, paths)
+    }
 }
 
 impl wrpc_transport::Invoke for Ring {
@@ -242,9 +258,7 @@ impl wrpc_transport::Invoke for Ring {
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
-        Ok(self
-            .registry
-            .invoke(&self.net, cx, instance, func, params, paths.as_ref())?)
+        Ok(self.invoke_now(cx, instance, func, params, paths.as_ref())?)
     }
 }
 
