@@ -112,11 +112,10 @@
 #[path = "../tests/common/nats.rs"]
 mod nats;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -138,59 +137,23 @@ use wrpc_transport::{InvokeExt as _, ServeExt as _};
 
 // ----- allocation counting -----
 
-/// Forwards to the system allocator, counting the allocations of every thread while
-/// [`COUNTING`] is set.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-/// Set while the thread probe records (`probe` records nothing otherwise).
-static RECORDING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+#[path = "../tests/common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc::Counting = alloc::Counting;
 
-#[inline]
-fn note() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// Set while the thread probe records (`probe` records nothing otherwise).
+static RECORDING: AtomicBool = AtomicBool::new(false);
 
-// SAFETY: defers every operation to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Starts counting the allocations of every thread.
 fn count_start() {
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
+    alloc::start_all();
 }
 
+/// Stops counting; the allocations of every thread since [`count_start`].
 fn count_stop() -> u64 {
-    COUNTING.store(false, Ordering::Relaxed);
-    ALLOCATIONS.load(Ordering::Relaxed)
+    alloc::stop_all().0
 }
 
 // ----- constants -----

@@ -1,11 +1,13 @@
 //! The callee's side: [`ComponentServer`] serves one component's exports on one
 //! transport, under the component's concurrency limit.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio::sync::Semaphore;
+use tokio_util::sync::PollSemaphore;
 use wrpc_transport::Serve;
 
 use super::config::TransportKind;
@@ -91,24 +93,56 @@ impl Serve for ComponentServer {
                 }))
             }
         };
-        let permits = self.permits.clone();
-        let with_permits = invocations.then(move |item| {
-            let permits = permits.clone();
-            async move {
-                let (cx, o, i) = item?;
-                let permit = permits
-                    .acquire_owned()
-                    .await
-                    .context("the component's server was shut down")?;
-                let outgoing = ServeOutgoing::new(o, Some(permit));
-                // The caller may have given up while this call waited for a permit:
-                // serving it would instantiate for nobody.
-                Ok((!outgoing.is_caller_gone()).then_some((cx, outgoing, i)))
+        Ok(Permitted {
+            invocations,
+            permits: PollSemaphore::new(self.permits.clone()),
+            accepted: None,
+        })
+    }
+}
+
+/// A served registration's invocations, each handed out with one of the component's
+/// permits. An invocation that finds a permit free takes it without a future or an
+/// allocation; one that must wait holds its place in the semaphore's queue (one boxed
+/// future, reused for every later wait).
+struct Permitted {
+    invocations: LocalInvocations,
+    permits: PollSemaphore,
+    /// The invocation waiting for a permit.
+    accepted: Option<(Option<Headers>, AnyOutgoing, AnyIncoming)>,
+}
+
+impl futures::Stream for Permitted {
+    type Item = anyhow::Result<(Option<Headers>, ServeOutgoing, AnyIncoming)>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let invocation = match this.accepted.take() {
+                Some(invocation) => invocation,
+                None => match ready!(this.invocations.poll_next_unpin(cx)) {
+                    Some(Ok(invocation)) => invocation,
+                    Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                    None => return Poll::Ready(None),
+                },
+            };
+            let permit = match this.permits.poll_acquire(cx) {
+                Poll::Ready(Some(permit)) => permit,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Some(Err(anyhow::anyhow!("the component's server was shut down"))));
+                }
+                Poll::Pending => {
+                    this.accepted = Some(invocation);
+                    return Poll::Pending;
+                }
+            };
+            let (headers, outgoing, incoming) = invocation;
+            let outgoing = ServeOutgoing::new(outgoing, Some(permit));
+            // The caller may have given up while this call waited for a permit: serving
+            // it would instantiate for nobody.
+            if !outgoing.is_caller_gone() {
+                return Poll::Ready(Some(Ok((headers, outgoing, incoming))));
             }
-        });
-        // Boxed once per registration, so that callers can poll it without pinning.
-        Ok(Box::pin(with_permits.filter_map(
-            |item: anyhow::Result<Option<_>>| std::future::ready(item.transpose()),
-        )))
+        }
     }
 }
