@@ -44,6 +44,7 @@ use std::hint::black_box;
 use std::pin::pin;
 
 use futures::StreamExt as _;
+use gungraun::Callgrind;
 use gungraun::prelude::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::runtime::{Builder, Runtime};
@@ -76,6 +77,55 @@ fn current_thread(drivers: bool) -> Runtime {
         builder.enable_all();
     }
     builder.build().expect("failed to build a current_thread runtime")
+}
+
+/// Callgrind's `CALLGRIND_START_INSTRUMENTATION` client request (`valgrind/callgrind.h`):
+/// from here on, callgrind instruments the code it runs; a no-op outside valgrind.
+///
+/// The bench runs under `--instr-atstart=no` (see [`config`]): a setup is not counted
+/// anyway, and without instrumentation valgrind runs it several times faster. That
+/// matters for the greeter, whose setup compiles the component with cranelift, slow to
+/// begin with in the dev profile. Each setup ends with this request, so the measured
+/// function is entered, and counted through gungraun's `--toggle-collect`, exactly as
+/// with instrumentation from the start. gungraun has the request behind its non-default
+/// `act` feature (`gungraun::client_requests`); this is the same few instructions, so
+/// that the bench links the gungraun the tests have built (`docs/instructions.md`).
+fn start_instrumentation() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// `VG_USERREQ_TOOL_BASE('C', 'T') + 4`: the fifth of callgrind's requests.
+        const START_INSTRUMENTATION: u64 = ((b'C' as u64) << 24 | (b'T' as u64) << 16) + 4;
+        let request: [u64; 6] = [START_INSTRUMENTATION, 0, 0, 0, 0, 0];
+        // SAFETY: valgrind's x86_64 "special instruction" (`valgrind.h`,
+        // `VALGRIND_DO_CLIENT_REQUEST_EXPR`): four rotations of `rdi` by 128 bits in all,
+        // which leave it as it was (only the flags change, as `asm!` assumes by default), and
+        // `xchg rbx, rbx`, which changes nothing. Natively
+        // the sequence has no effect; valgrind recognises it and reads the request from
+        // the six words `rax` points to (alive until the block ends), answering in `rdx`.
+        unsafe {
+            std::arch::asm!(
+                "rol rdi, 3",
+                "rol rdi, 13",
+                "rol rdi, 61",
+                "rol rdi, 51",
+                "xchg rbx, rbx",
+                in("rax") request.as_ptr(),
+                inout("rdx") 0u64 => _,
+                inout("rdi") 0u64 => _,
+                options(nostack),
+            );
+        }
+    }
+}
+
+/// The config of every case: callgrind without instrumentation until a setup ends
+/// ([`start_instrumentation`]), where the bench knows how to ask for it (x86_64).
+fn config() -> LibraryBenchmarkConfig {
+    let mut config = LibraryBenchmarkConfig::default();
+    if cfg!(target_arch = "x86_64") {
+        config.tool(Callgrind::with_args(["--instr-atstart=no"]));
+    }
+    config
 }
 
 /// Runs `rounds` as a task of `rt` and waits for its output.
@@ -111,6 +161,7 @@ impl PingPong {
             rt,
         };
         this.run(WARM_UP);
+        start_instrumentation();
         this
     }
 
@@ -168,6 +219,7 @@ impl RingCall {
             rt,
         };
         this.run(WARM_UP);
+        start_instrumentation();
         this
     }
 
@@ -276,6 +328,7 @@ impl Greeter {
         host.dispatcher().link(CALLER, GREETER, "default", "greeter");
         let mut this = Self { host, path, rt };
         this.run(WARM_UP);
+        start_instrumentation();
         this
     }
 
@@ -331,6 +384,7 @@ fn greeter_call(mut greeter: Greeter) -> Greeter {
 
 library_benchmark_group!(
     name = instructions,
+    config = config(),
     benchmarks = [ring_rtt_64b, ring_call, greeter_call]
 );
 
