@@ -30,6 +30,13 @@
 //!   them out, just as the pipes copy them in and out. Its capacity holds as many bytes
 //!   as a ring (`RTT_CAPACITY / 64` messages); with one message in flight it never fills.
 //!
+//! After each round-trip group, `ring_duplex` and `ring_duplex_bufread` are measured
+//! again against `tokio_duplex`, paired: `PAIRED_ROUNDS` rounds, each a batch of about
+//! 5 ms on one connection then on the other (the order alternating), printed as the
+//! medians of the per-round-trip times and of the per-round ratios (`paired ...` lines).
+//! Criterion measures one entry after the other, seconds apart, on cores other engineers
+//! share; the paired ratio is the steadier one. Skipped in test mode and with `--list`.
+//!
 //! # `stream_1GiB`: bulk throughput
 //!
 //! A writer task streams `WRPC_BENCH_STREAM_BYTES` (default 1 GiB, the size; a
@@ -345,19 +352,13 @@ fn bench_ping_pong(c: &mut Criterion, group_name: &str, runtime: fn() -> Runtime
 
     bench_round_trip(&mut group, "waker_floor", runtime(), Floor::pair());
     let (a, b) = wrpc_ring::duplex(RTT_CAPACITY);
-    bench_round_trip(
-        &mut group,
-        "ring_duplex",
-        runtime(),
-        (ByteStream(a), ByteStream(b)),
-    );
+    let ring = PingPong::start(runtime(), (ByteStream(a), ByteStream(b)));
+    group.bench_function("ring_duplex", |b| b.iter_custom(|iters| ring.measure(iters)));
     let (a, b) = wrpc_ring::duplex(RTT_CAPACITY);
-    bench_round_trip(
-        &mut group,
-        "ring_duplex_bufread",
-        runtime(),
-        (InPlace(a), InPlace(b)),
-    );
+    let in_place = PingPong::start(runtime(), (InPlace(a), InPlace(b)));
+    group.bench_function("ring_duplex_bufread", |b| {
+        b.iter_custom(|iters| in_place.measure(iters))
+    });
     bench_round_trip(
         &mut group,
         "ring_write_with",
@@ -365,12 +366,10 @@ fn bench_ping_pong(c: &mut Criterion, group_name: &str, runtime: fn() -> Runtime
         WriteWith::pair(RTT_CAPACITY),
     );
     let (a, b) = tokio::io::duplex(RTT_CAPACITY);
-    bench_round_trip(
-        &mut group,
-        "tokio_duplex",
-        runtime(),
-        (ByteStream(a), ByteStream(b)),
-    );
+    let tokio_duplex = PingPong::start(runtime(), (ByteStream(a), ByteStream(b)));
+    group.bench_function("tokio_duplex", |b| {
+        b.iter_custom(|iters| tokio_duplex.measure(iters))
+    });
     bench_round_trip(
         &mut group,
         "mpsc_bytes",
@@ -378,6 +377,75 @@ fn bench_ping_pong(c: &mut Criterion, group_name: &str, runtime: fn() -> Runtime
         Channel::pair(RTT_CAPACITY / MESSAGE),
     );
     group.finish();
+    if measuring() {
+        print_paired(
+            group_name,
+            "ring_duplex",
+            "tokio_duplex",
+            paired(&ring, &tokio_duplex),
+        );
+        print_paired(
+            group_name,
+            "ring_duplex_bufread",
+            "tokio_duplex",
+            paired(&in_place, &tokio_duplex),
+        );
+    }
+}
+
+/// Rounds of a paired measurement.
+const PAIRED_ROUNDS: usize = 21;
+
+/// Whether this is a real measurement (`cargo bench`), not test mode or `--list`.
+fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test")
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The medians of a paired measurement: ns per round trip of A and of B, and of A ÷ B.
+struct Paired {
+    a: f64,
+    b: f64,
+    ratio: f64,
+}
+
+/// `PAIRED_ROUNDS` rounds of a batch of round trips on `a` and one on `b` (the order
+/// alternating), batches of about 5 ms. Criterion measures one entry after the other,
+/// seconds apart, on cores other engineers share; the per-round ratio is steadier.
+fn paired(a: &PingPong, b: &PingPong) -> Paired {
+    let per_trip = |pair: &PingPong| pair.measure(1000).as_secs_f64() / 1000.0;
+    let batch = ((0.005 / per_trip(a).max(per_trip(b))) as u64).clamp(100, 1_000_000);
+    let ns = |pair: &PingPong| pair.measure(batch).as_secs_f64() * 1e9 / batch as f64;
+    let (mut pa, mut pb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..PAIRED_ROUNDS {
+        let (ta, tb) = if round % 2 == 0 {
+            let ta = ns(a);
+            (ta, ns(b))
+        } else {
+            let tb = ns(b);
+            (ns(a), tb)
+        };
+        pa.push(ta);
+        pb.push(tb);
+        ratios.push(ta / tb);
+    }
+    Paired {
+        a: median(&mut pa),
+        b: median(&mut pb),
+        ratio: median(&mut ratios),
+    }
+}
+
+fn print_paired(group: &str, a: &str, b: &str, p: Paired) {
+    println!(
+        "paired {group}: {a} / {b} = {:.3}  ({a} {:.1} ns, {b} {:.1} ns)",
+        p.ratio, p.a, p.b
+    );
 }
 
 fn rtt_current_thread(c: &mut Criterion) {

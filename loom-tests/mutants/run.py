@@ -27,9 +27,9 @@ MUTANTS = {
     "a_no_recheck_reader": (
         "reader returns Pending right after registering, without re-checking",
         [("src/ring/reader.rs",
-          "            self.shared.reader_wait(cx.waker());\n            registered = true;\n",
-          "            self.shared.reader_wait(cx.waker());\n            registered = true;\n"
-          "            return Poll::Pending; // MUTANT: no re-check\n")]),
+          "        close = shared.reader_wait(cx.waker());\n",
+          "        close = shared.reader_wait(cx.waker());\n"
+          "        return Poll::Pending; // MUTANT: no re-check\n")]),
     "b_wake_reader_load_first": (
         "wake_reader looks for a waiter with a plain load before clearing (no RMW ordering)",
         [("src/ring/shared.rs",
@@ -40,8 +40,8 @@ MUTANTS = {
     "b2_reader_wait_relaxed": (
         "reader_wait announces with a Relaxed RMW: no synchronization with the publisher",
         [("src/ring/shared.rs",
-          "        self.state.fetch_or(READER_WAITING, Ordering::AcqRel);\n",
-          "        self.state.fetch_or(READER_WAITING, Ordering::Relaxed); // MUTANT\n")]),
+          "        CloseBits(self.state.fetch_or(READER_WAITING, Ordering::AcqRel))\n",
+          "        CloseBits(self.state.fetch_or(READER_WAITING, Ordering::Relaxed)) // MUTANT\n")]),
     "c1_close_relaxed": (
         "clean close sets its bit with a Relaxed RMW (not a bug: see docs/loom.md)",
         [("src/ring/shared.rs",
@@ -80,15 +80,19 @@ MUTANTS = {
     "c2_ring_before_close_state": (
         "reader looks at the ring before loading the close state",
         [("src/ring/reader.rs",
-          "            let end = self.shared.writer_end();\n            if !consumer.is_empty() {\n",
-          "            let empty = consumer.is_empty(); // MUTANT: ring first\n"
-          "            let end = self.shared.writer_end();\n            if !empty {\n")]),
+          "    let mut close = shared.close_bits();\n",
+          "    let readable = consumer.has_readable_fresh(); // MUTANT: ring first\n"
+          "    let mut close = shared.close_bits();\n"),
+         ("src/ring/reader.rs",
+          "    if consumer.has_readable_fresh() {\n        return Poll::Ready(WriterEnd::Open);\n",
+          "    if if close.is_open() { consumer.has_readable_fresh() } else { readable } { // MUTANT\n"
+          "        return Poll::Ready(WriterEnd::Open);\n")]),
     "c3_close_load_relaxed": (
         "reader loads the close state with Relaxed instead of Acquire",
         [("src/ring/shared.rs",
-          "    pub(crate) fn writer_end(&self) -> WriterEnd {\n        let state = self.load();",
-          "    pub(crate) fn writer_end(&self) -> WriterEnd {\n"
-          "        let state = self.state.load(Ordering::Relaxed); // MUTANT")]),
+          "    pub(crate) fn close_bits(&self) -> CloseBits {\n        CloseBits(self.load())",
+          "    pub(crate) fn close_bits(&self) -> CloseBits {\n"
+          "        CloseBits(self.state.load(Ordering::Relaxed)) // MUTANT")]),
     "d_reader_drop_no_wake": (
         "dropping the reader does not wake the writer",
         [("src/ring/shared.rs",
@@ -109,9 +113,15 @@ MUTANTS = {
     "g_no_recheck_writer": (
         "writer returns Pending right after registering, without re-checking",
         [("src/ring/writer.rs",
-          "            self.shared.writer_wait(cx.waker());\n            registered = true;\n",
-          "            self.shared.writer_wait(cx.waker());\n"
-          "            return Poll::Pending; // MUTANT: no re-check\n")]),
+          "            return Poll::Ready(Err(broken_pipe()));\n        }\n"
+          "        match self.producer.get_mut() {\n"
+          "            Some(producer) if !producer.is_full() => Poll::Ready(Ok(())),\n"
+          "            Some(_) => Poll::Pending,\n",
+          "            return Poll::Ready(Err(broken_pipe()));\n        }\n"
+          "        return Poll::Pending; // MUTANT: no re-check\n"
+          "        match self.producer.get_mut() {\n"
+          "            Some(producer) if !producer.is_full() => Poll::Ready(Ok(())),\n"
+          "            Some(_) => Poll::Pending,\n")]),
     "h_wake_writer_load_first": (
         "wake_writer looks for a waiter with a plain load before clearing (no RMW ordering)",
         [("src/ring/shared.rs",
@@ -146,8 +156,8 @@ MUTANTS = {
     "o_read_wakes_writer_only_if_full": (
         "poll_read wakes the writer only if the ring was full when the read began",
         [("src/ring/buffer.rs",
-          "        pub(crate) fn is_empty(&self) -> bool {\n            self.slots() == 0\n        }\n",
-          "        pub(crate) fn is_empty(&self) -> bool {\n            self.slots() == 0\n        }\n\n"
+          "        pub(crate) fn has_readable_fresh(&self) -> bool {\n            self.slots() > 0\n        }\n",
+          "        pub(crate) fn has_readable_fresh(&self) -> bool {\n            self.slots() > 0\n        }\n\n"
           "        pub(crate) fn mutant_len(&self) -> usize {\n            self.cached_slots()\n        }\n"),
          ("src/ring/reader.rs",
           "        let copied = consumer.read_into(buf);\n",
@@ -156,6 +166,16 @@ MUTANTS = {
          ("src/ring/reader.rs",
           "        if copied > 0 {\n            this.shared.wake_writer();",
           "        if copied > 0 && was_full { // MUTANT\n            this.shared.wake_writer();")]),
+    "p_reader_ignores_announce_close_bits": (
+        "the reader's re-check uses the close bits of its first load, not the announcement's",
+        [("src/ring/reader.rs",
+          "        close = shared.reader_wait(cx.waker());\n",
+          "        let _ = shared.reader_wait(cx.waker()); // MUTANT: close bits dropped\n")]),
+    "q_writer_ignores_announce_close_bits": (
+        "the writer's re-check ignores READER_CLOSED in the announcement's result",
+        [("src/ring/writer.rs",
+          "        if self.shared.writer_wait(cx.waker()) {\n",
+          "        if self.shared.writer_wait(cx.waker()) && false { // MUTANT\n")]),
 }
 
 TEST_FILES = ["wake", "close", "pool"]

@@ -6,11 +6,13 @@
 //! and a wait are totally ordered with each other (they are read-modify-writes of the
 //! same location). Data availability lives in the ring's head/tail (see `buffer`).
 //!
-//! A side that finds nothing to do (reader: ring empty; writer: ring full):
+//! A side that finds nothing to do (reader: ring empty; writer: ring full) and the stream
+//! open:
 //! 1. registers its waker in its [`AtomicWaker`],
-//! 2. sets its `*_WAITING` bit with an `AcqRel` read-modify-write of the word,
-//! 3. re-checks the ring (`Acquire`) and the close bits, and only then returns
-//!    `Pending`.
+//! 2. sets its `*_WAITING` bit with an `AcqRel` read-modify-write of the word, which
+//!    also returns the close bits as of that moment,
+//! 3. re-checks the ring (`Acquire`), takes the close bits from (2), and only then
+//!    returns `Pending`.
 //!
 //! The other side, after publishing (writer: tail; reader: head, both `Release`),
 //! clears the peer's `*_WAITING` bit with an `AcqRel` read-modify-write of the same
@@ -28,8 +30,12 @@
 //!
 //! A close never overtakes data: the writer publishes its last bytes before it sets
 //! `WRITER_CLOSED`/`WRITER_ABORTED` (`SeqCst`, which includes `Release`), and the
-//! reader loads the word (`Acquire`) *before* it looks at the ring, so a reader that
-//! sees the close also sees every byte written before it.
+//! reader reads the word (`Acquire`: a load, or the announcement (2)) *before* it looks
+//! at the ring to decide that the stream ended, so a reader that sees the close also
+//! sees every byte written before it. A reader that finds bytes needs no close word at
+//! all: bytes written before a close are delivered before it in any case. So a read
+//! with data costs one look at the ring, and a read on an empty, open ring one load of
+//! the word, the announcement and one re-check of the ring.
 
 use std::borrow::Cow;
 use std::fmt;
