@@ -189,17 +189,20 @@ async fn trace(mode: InstanceMode) -> (BTreeMap<Owner, usize>, String) {
     }
     let sites = common::alloc::stop_sites();
     let mut per_owner = BTreeMap::new();
-    let mut host_sites = BTreeMap::<String, usize>::new();
+    let mut per_frame = BTreeMap::<(Owner, String), usize>::new();
     for site in &sites {
         let (owner, frame) = classify(site);
         *per_owner.entry(owner).or_insert(0) += 1;
-        if matches!(owner, Owner::Host | Owner::Unknown) {
-            *host_sites.entry(format!("{owner:?}: {frame}")).or_insert(0) += 1;
-        }
+        *per_frame.entry((owner, frame)).or_insert(0) += 1;
     }
+    // Every deciding frame, for `--nocapture`; the host's go into the failure message.
+    println!("{mode:?}, allocations in {CALLS} calls by deciding frame:");
     let mut report = String::new();
-    for (frame, n) in &host_sites {
-        let _ = writeln!(report, "  {n:>4} × {frame}");
+    for ((owner, frame), n) in &per_frame {
+        println!("  {n:>4} × {owner:?}: {frame}");
+        if matches!(owner, Owner::Host | Owner::Unknown) {
+            let _ = writeln!(report, "  {n:>4} × {owner:?}: {frame}");
+        }
     }
     // The whole stack of the first allocation of each host frame, to find it quickly.
     let mut shown = std::collections::BTreeSet::new();
