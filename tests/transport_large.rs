@@ -48,6 +48,7 @@ fn stream_size() -> usize {
 /// A 64 MiB `list<u8>` parameter echoed back as the result, through the typed helpers.
 #[test]
 fn a_64_mib_list_each_way() {
+    let _alone = common::alloc::exclusive();
     const SIZE: usize = 64 * MIB;
     let rt = runtime();
     let ((), peak) = with_peak(|| {
@@ -98,6 +99,7 @@ fn a_64_mib_list_each_way() {
 /// and the decoder's channel, whatever the size.
 #[test]
 fn a_1_gib_stream_with_bounded_memory() {
+    let _alone = common::alloc::exclusive();
     let size = stream_size();
     let rt = runtime();
     let ((), peak) = with_peak(|| {
@@ -166,6 +168,7 @@ fn a_1_gib_stream_with_bounded_memory() {
 /// follows the source, not the transport (the peak is printed for the record).
 #[test]
 fn a_typed_stream_result() {
+    let _alone = common::alloc::exclusive();
     const SIZE: usize = 64 * MIB;
     let rt = runtime();
     let ((), peak) = with_peak(|| {
@@ -224,6 +227,7 @@ fn current_thread() -> tokio::runtime::Runtime {
 /// naming its target, and memory stays bounded by the queue, not by the flood.
 #[test]
 fn a_flood_against_a_server_that_does_not_poll_stays_bounded() {
+    let _alone = common::alloc::exclusive();
     const CALLS: usize = 256;
     let rt = current_thread();
     let ((), peak) = with_peak(|| {
@@ -266,6 +270,7 @@ fn a_flood_against_a_server_that_does_not_poll_stays_bounded() {
 /// once (not when the server finally polls), and the server never sees that call.
 #[test]
 fn a_cancelled_queued_call_frees_its_params_at_once() {
+    let _alone = common::alloc::exclusive();
     const SIZE: usize = 16 * MIB;
     let rt = current_thread();
     let ((), _) = with_peak(|| {
@@ -337,6 +342,7 @@ fn many() -> usize {
 /// ring for each.
 #[test]
 fn a_hundred_thousand_futures_written_ahead_of_their_reader() {
+    let _alone = common::alloc::exclusive();
     let n = many();
     let rt = runtime();
     let ((), peak) = with_peak(|| {
@@ -389,6 +395,7 @@ fn a_hundred_thousand_futures_written_ahead_of_their_reader() {
 /// written before the caller reads any.
 #[test]
 fn ten_thousand_streams_written_ahead_of_their_reader() {
+    let _alone = common::alloc::exclusive();
     let n = elements(10_000);
     let rt = runtime();
     let ((), peak) = with_peak(|| {

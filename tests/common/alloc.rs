@@ -128,6 +128,17 @@ pub fn live() -> usize {
     LIVE.load(Ordering::Relaxed).max(0) as usize
 }
 
+/// Makes the rest of a test run alone among the tests of its binary that call this too,
+/// its setup and teardown included: a measurement of every thread's heap must not see
+/// another test's runtime shutting down, or its tasks still running, after that test's
+/// own measurement ended. Take it first, so that it is released last.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static EXCLUSIVE: Mutex<()> = Mutex::new(());
+    EXCLUSIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `body` and returns its result and the peak of live heap bytes (every thread)
 /// above what was live when it started.
 pub fn with_peak<T>(body: impl FnOnce() -> T) -> (T, usize) {
