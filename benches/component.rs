@@ -111,6 +111,8 @@
 
 #[path = "../tests/common/nats.rs"]
 mod nats;
+#[path = "common/paired.rs"]
+mod paired;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -134,6 +136,8 @@ use wrpc_ring::host::{
 use wrpc_ring::runtime::{Component, Runtime, Serving};
 use wrpc_ring::{Ring, RingPool};
 use wrpc_transport::{InvokeExt as _, ServeExt as _};
+
+use paired::Paired;
 
 // ----- allocation counting -----
 
@@ -288,52 +292,14 @@ fn time(rt: &tokio::runtime::Runtime, call: &Call, iters: u64) -> Duration {
     })
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// The medians of a paired measurement: per-call times of A and B (ns) and of A ÷ B.
-#[derive(Debug, Clone, Copy)]
-struct Paired {
-    a: f64,
-    b: f64,
-    ratio: f64,
-}
-
 /// `PAIRED_ROUNDS` rounds of a batch of `a` and a batch of `b`, the order alternating.
 fn paired(rt_a: &tokio::runtime::Runtime, a: &Call, rt_b: &tokio::runtime::Runtime, b: &Call) -> Paired {
     // Calibrate on a few calls of each: batches of about 5 ms.
     let ta = time(rt_a, a, 3).as_secs_f64() / 3.0;
     let tb = time(rt_b, b, 3).as_secs_f64() / 3.0;
     let batch = ((0.005 / ta.max(tb)) as u64).clamp(1, 5000);
-    let (mut pa, mut pb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..PAIRED_ROUNDS {
-        let (da, db) = if round % 2 == 0 {
-            let da = time(rt_a, a, batch);
-            (da, time(rt_b, b, batch))
-        } else {
-            let db = time(rt_b, b, batch);
-            (time(rt_a, a, batch), db)
-        };
-        let (da, db) = (
-            da.as_secs_f64() * 1e9 / batch as f64,
-            db.as_secs_f64() * 1e9 / batch as f64,
-        );
-        pa.push(da);
-        pb.push(db);
-        ratios.push(da / db);
-    }
-    Paired {
-        a: median(&mut pa),
-        b: median(&mut pb),
-        ratio: median(&mut ratios),
-    }
+    let ns = |rt, call| time(rt, call, batch).as_secs_f64() * 1e9 / batch as f64;
+    paired::alternate(PAIRED_ROUNDS, || ns(rt_a, a), || ns(rt_b, b))
 }
 
 fn us(ns: f64) -> String {

@@ -82,6 +82,10 @@
 
 #[path = "../tests/common/nats.rs"]
 mod nats;
+#[path = "common/paired.rs"]
+mod paired;
+
+use paired::median;
 
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
@@ -701,11 +705,6 @@ fn paired_calls(op: Op) -> u64 {
         Op::List => 200,
         Op::Stream | Op::RawStream | Op::ResultStream => 2,
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Ratios measured in interleaved rounds: each round runs the same number of calls on

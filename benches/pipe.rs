@@ -69,12 +69,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+#[path = "common/paired.rs"]
+mod paired;
+
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
+use paired::Paired;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -402,18 +406,6 @@ fn measuring() -> bool {
     args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test")
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// The medians of a paired measurement: ns per round trip of A and of B, and of A ÷ B.
-struct Paired {
-    a: f64,
-    b: f64,
-    ratio: f64,
-}
-
 /// `PAIRED_ROUNDS` rounds of a batch of round trips on `a` and one on `b` (the order
 /// alternating), batches of about 5 ms. Criterion measures one entry after the other,
 /// seconds apart, on cores other engineers share; the per-round ratio is steadier.
@@ -421,24 +413,7 @@ fn paired(a: &PingPong, b: &PingPong) -> Paired {
     let per_trip = |pair: &PingPong| pair.measure(1000).as_secs_f64() / 1000.0;
     let batch = ((0.005 / per_trip(a).max(per_trip(b))) as u64).clamp(100, 1_000_000);
     let ns = |pair: &PingPong| pair.measure(batch).as_secs_f64() * 1e9 / batch as f64;
-    let (mut pa, mut pb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..PAIRED_ROUNDS {
-        let (ta, tb) = if round % 2 == 0 {
-            let ta = ns(a);
-            (ta, ns(b))
-        } else {
-            let tb = ns(b);
-            (ns(a), tb)
-        };
-        pa.push(ta);
-        pb.push(tb);
-        ratios.push(ta / tb);
-    }
-    Paired {
-        a: median(&mut pa),
-        b: median(&mut pb),
-        ratio: median(&mut ratios),
-    }
+    paired::alternate(PAIRED_ROUNDS, || ns(a), || ns(b))
 }
 
 fn print_paired(group: &str, a: &str, b: &str, p: Paired) {
