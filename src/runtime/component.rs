@@ -522,7 +522,7 @@ impl Component {
     /// (crate::host::ComponentServer), to its end: on a trap, an error or a panic the
     /// caller's results stream is aborted with the reason. Runs on the call's own task.
     pub(crate) async fn serve_call(
-        self: Arc<Self>,
+        &self,
         index: usize,
         mut outgoing: ServeOutgoing,
         mut incoming: AnyIncoming,

@@ -119,7 +119,7 @@ async fn work(shared: Arc<Shared>, slot: Arc<Slot>, mut job: Job) {
 }
 
 /// One call, in a span naming it (debug level).
-async fn serve(component: &Arc<Component>, job: Job) {
+async fn serve(component: &Component, job: Job) {
     let export = &component.exports()[job.index];
     let span = tracing::debug_span!(
         "serve",
@@ -130,7 +130,6 @@ async fn serve(component: &Arc<Component>, job: Job) {
     );
     // `serve_call` catches the call's panics, so a worker outlives a failed call.
     component
-        .clone()
         .serve_call(job.index, job.outgoing, job.incoming)
         .instrument(span)
         .await;
