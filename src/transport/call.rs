@@ -26,7 +26,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::io;
@@ -86,6 +85,14 @@ pub(crate) enum Side {
 }
 
 impl Dir {
+    /// This direction's slot in per-direction arrays.
+    fn index(self) -> usize {
+        match self {
+            Self::Params => 0,
+            Self::Results => 1,
+        }
+    }
+
     pub(crate) fn writer(self) -> Side {
         match self {
             Self::Params => Side::Client,
@@ -283,12 +290,102 @@ impl Entry {
 
 type Key = (Dir, Path);
 
-/// The sub-stream table: a handful of entries per call, looked up several times per
-/// call, so its keys are hashed with [`FxHasher`], not SipHash (which cost ~190
-/// instructions per lookup, ~3,900 per greeter call: benches/instructions.rs). Not
-/// collision-resistant, which is fine here: the table of one call holds at most
-/// `limits.streams` entries, so even colliding keys cost a bounded scan.
+/// The nested sub-streams: a handful of entries per call at most, looked up several
+/// times each, so their keys are hashed with [`FxHasher`], not SipHash (which cost ~190
+/// instructions per lookup: benches/instructions.rs). Not collision-resistant, which is
+/// fine here: the table of one call holds at most `limits.streams` entries, so even
+/// colliding keys cost a bounded scan.
 type Entries = HashMap<Key, Entry, BuildHasherDefault<FxHasher>>;
+
+/// The sub-stream table of one call. The root stream of each direction (path `[]`),
+/// which every call has and most calls only have, lives in a slot of its own, so a call
+/// without async values neither hashes nor probes; nested paths go to [`Entries`].
+#[derive(Default)]
+struct Table {
+    /// The root entries, by [`Dir::index`].
+    roots: [Option<Entry>; 2],
+    nested: Entries,
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.roots.iter().flatten().count() + self.nested.len()
+    }
+
+    fn get(&self, dir: Dir, path: &Path) -> Option<&Entry> {
+        if path.is_root() {
+            self.roots[dir.index()].as_ref()
+        } else {
+            self.nested.get(&(dir, path.clone()))
+        }
+    }
+
+    fn get_mut(&mut self, dir: Dir, path: &Path) -> Option<&mut Entry> {
+        if path.is_root() {
+            self.roots[dir.index()].as_mut()
+        } else {
+            self.nested.get_mut(&(dir, path.clone()))
+        }
+    }
+
+    /// The entry of `path`, made empty if there was none.
+    fn get_or_insert(&mut self, dir: Dir, path: &Path) -> &mut Entry {
+        if path.is_root() {
+            self.roots[dir.index()].get_or_insert_with(Entry::new)
+        } else {
+            self.nested.entry((dir, path.clone())).or_insert_with(Entry::new)
+        }
+    }
+
+    /// Adds the entry of a path that has none.
+    fn insert(&mut self, dir: Dir, path: &Path, entry: Entry) {
+        if path.is_root() {
+            self.roots[dir.index()] = Some(entry);
+        } else {
+            self.nested.insert((dir, path.clone()), entry);
+        }
+    }
+
+    /// Removes the entry of `path` if no handle needs it any more.
+    fn remove_if_settled(&mut self, dir: Dir, path: &Path) {
+        if path.is_root() {
+            let root = &mut self.roots[dir.index()];
+            if root.as_ref().is_some_and(Entry::is_settled) {
+                *root = None;
+            }
+        } else {
+            let key = (dir, path.clone());
+            if self.nested.get(&key).is_some_and(Entry::is_settled) {
+                self.nested.remove(&key);
+            }
+        }
+    }
+
+    /// Keeps the entries for which `keep` returns `true`.
+    fn retain(&mut self, mut keep: impl FnMut(Dir, &mut Entry) -> bool) {
+        for (dir, root) in [Dir::Params, Dir::Results].into_iter().zip(&mut self.roots) {
+            if root.as_mut().is_some_and(|entry| !keep(dir, entry)) {
+                *root = None;
+            }
+        }
+        self.nested.retain(|(dir, _), entry| keep(*dir, entry));
+    }
+
+    /// Whether no entry holds a ring.
+    fn holds_no_ring(&self) -> bool {
+        let mut entries = self.roots.iter().flatten().chain(self.nested.values());
+        entries.all(|entry| entry.rings.is_empty())
+    }
+
+    /// Empties the table, keeping the capacity of at most [`KEPT_ENTRIES`] nested ones.
+    fn clear(&mut self) {
+        self.roots = [None, None];
+        self.nested.clear();
+        if self.nested.capacity() > KEPT_ENTRIES {
+            self.nested.shrink_to(KEPT_ENTRIES);
+        }
+    }
+}
 
 /// An invocation waiting in a registration's [`Inbox`]: what the callee gets when its
 /// serve stream takes it.
@@ -323,10 +420,18 @@ impl Leftovers {
     }
 
     fn finish(self) {
-        drop(self.reader);
-        drop(self.readers);
-        for waker in self.waker.into_iter().chain(self.wakers) {
+        let Self {
+            reader,
+            readers,
+            waker,
+            wakers,
+        } = self;
+        drop(reader);
+        drop(readers);
+        // `wakers` holds any only after `waker` was taken.
+        if let Some(waker) = waker {
             waker.wake();
+            wakers.into_iter().for_each(Waker::wake);
         }
     }
 }
@@ -342,7 +447,7 @@ struct State {
     results: FlatPaths,
     /// Sub-streams that some handle still needs (their capacity is reused by the next
     /// invocation).
-    entries: Entries,
+    entries: Table,
     /// Capacity of the rings in `entries`, written and waiting for their readers.
     waiting_bytes: usize,
     /// Tells this invocation from later ones on the same pooled `Call`.
@@ -458,13 +563,6 @@ impl State {
             }
             .to_string(),
         )
-    }
-
-    /// Removes the entry of `key` if no handle needs it any more.
-    fn remove_if_settled(&mut self, key: &Key) {
-        if self.entries.get(key).is_some_and(Entry::is_settled) {
-            self.entries.remove(key);
-        }
     }
 
     /// Takes the oldest ring waiting in `entry`.
@@ -685,11 +783,10 @@ impl Call {
                 return WriterBinding::Failed(failure);
             }
             let reader_gone = state.live[dir.reader() as usize] == 0;
-            let key = (dir, path.clone());
             let limits = &self.home.limits;
             let class = self.home.rings.for_first_write(len);
             let capacity = self.home.rings.capacity(class);
-            match state.entries.get(&key) {
+            match state.entries.get(dir, path) {
                 None if reader_gone => {
                     return WriterBinding::Failed(Failure::new(
                         io::ErrorKind::BrokenPipe,
@@ -709,11 +806,11 @@ impl Call {
             if let Err(limit) = state.bytes_allowed(limits, capacity) {
                 return WriterBinding::Failed(state.too_many_bytes(dir, path, capacity, limit));
             }
-            let entry = state.entries.entry(key.clone()).or_insert_with(Entry::new);
+            let entry = state.entries.get_or_insert(dir, path);
             if let ReaderState::Done = entry.reader {
                 // The reader was dropped before binding.
                 entry.writer = WriterState::Done;
-                state.remove_if_settled(&key);
+                state.entries.remove_if_settled(dir, path);
                 return WriterBinding::Failed(Failure::new(
                     io::ErrorKind::BrokenPipe,
                     "the reader of this stream is gone",
@@ -744,7 +841,7 @@ impl Call {
         let mut guard = lock(&self.state);
         let state = &mut *guard;
         state.bytes_allowed(&self.home.limits, capacity).ok()?;
-        let entry = state.entries.get_mut(&(dir, path.clone()))?;
+        let entry = state.entries.get_mut(dir, path)?;
         if !matches!(entry.writer, WriterState::Bound) || matches!(entry.reader, ReaderState::Done) {
             return None;
         }
@@ -763,8 +860,7 @@ impl Call {
             return ReaderBinding::Failed(failure);
         }
         let writer_gone = state.live[dir.writer() as usize] == 0;
-        let key = (dir, path.clone());
-        let Some(entry) = state.entries.get_mut(&key) else {
+        let Some(entry) = state.entries.get_mut(dir, path) else {
             if writer_gone {
                 return ReaderBinding::Failed(Failure::new(
                     io::ErrorKind::ConnectionAborted,
@@ -776,7 +872,7 @@ impl Call {
             }
             let mut entry = Entry::new();
             entry.reader = ReaderState::Parked(waker.clone());
-            state.entries.insert(key, entry);
+            state.entries.insert(dir, path, entry);
             return ReaderBinding::Parked;
         };
         match &mut entry.reader {
@@ -813,7 +909,7 @@ impl Call {
             WriterState::Bound | WriterState::Done => ReaderBinding::Eof,
         };
         entry.reader = ReaderState::Done;
-        state.remove_if_settled(&key);
+        state.entries.remove_if_settled(dir, path);
         binding
     }
 
@@ -822,7 +918,7 @@ impl Call {
     pub(crate) fn next_ring(&self, dir: Dir, path: &Path) -> Option<RingReader> {
         let mut guard = lock(&self.state);
         let state = &mut *guard;
-        let entry = state.entries.get_mut(&(dir, path.clone()))?;
+        let entry = state.entries.get_mut(dir, path)?;
         State::take_ring(&mut state.waiting_bytes, entry)
     }
 
@@ -850,25 +946,22 @@ impl Call {
             | Ending::UnboundReader(dir, path, _)
             | Ending::Bound(dir, path, _) => (*dir, *path),
         };
-        let key = (dir, path.clone());
-        let entry = match state.entries.entry(key.clone()) {
-            MapEntry::Occupied(entry) => entry.into_mut(),
-            MapEntry::Vacant(vacant) => match ending {
+        let Some(entry) = state.entries.get_mut(dir, path) else {
+            match ending {
                 // Ended before the peer came: leave a mark for it.
                 Ending::UnboundWriter(_, _, reason) => {
                     let mut entry = Entry::new();
                     entry.writer = WriterState::Ended(reason);
-                    vacant.insert(entry);
-                    return;
+                    state.entries.insert(dir, path, entry);
                 }
                 Ending::UnboundReader(..) => {
                     let mut entry = Entry::new();
                     entry.reader = ReaderState::Done;
-                    vacant.insert(entry);
-                    return;
+                    state.entries.insert(dir, path, entry);
                 }
-                _ => return,
-            },
+                _ => {}
+            }
+            return;
         };
         match ending {
             Ending::Nothing => {}
@@ -906,7 +999,7 @@ impl Call {
                 State::drain_rings(&mut state.waiting_bytes, entry, leftovers);
             }
         }
-        state.remove_if_settled(&key);
+        state.entries.remove_if_settled(dir, path);
     }
 
     /// Forgets a dropped handle of `side`, first recording how it ended. When the last
@@ -936,11 +1029,8 @@ impl Call {
             if done {
                 // No handle is left, so nothing can reach this state until it is
                 // handed out again; every half was settled above.
-                debug_assert!(state.entries.values().all(|entry| entry.rings.is_empty()));
+                debug_assert!(state.entries.holds_no_ring());
                 state.entries.clear();
-                if state.entries.capacity() > KEPT_ENTRIES {
-                    state.entries.shrink_to(KEPT_ENTRIES);
-                }
                 state.waiting_bytes = 0;
                 state.target = None;
                 state.params = None;
@@ -967,7 +1057,7 @@ impl Call {
     /// Closes what waits for `side`, whose last handle just went.
     fn abandon(state: &mut State, side: Side, leftovers: &mut Leftovers) {
         let waiting_bytes = &mut state.waiting_bytes;
-        state.entries.retain(|(dir, _), entry| {
+        state.entries.retain(|dir, entry| {
             if dir.reader() == side && !matches!(entry.reader, ReaderState::Done) {
                 // Nobody will read: the writer's next write fails with `BrokenPipe`.
                 entry.reader = ReaderState::Done;

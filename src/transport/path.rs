@@ -26,6 +26,11 @@ impl Path {
         items: [0; INLINE_DEPTH],
     };
 
+    /// Whether this is the root stream's path (`[]`).
+    pub(crate) fn is_root(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
     pub(crate) fn as_slice(&self) -> &[usize] {
         match self {
             Self::Inline { len, items } => &items[..usize::from(*len)],
