@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A `HashMap` hashed with [`FxHasher`].
-#[cfg_attr(not(feature = "host"), allow(dead_code))]
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// FxHash (rustc's hasher): a multiply and a rotate per word. Not collision-resistant:

@@ -34,6 +34,7 @@ use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 use super::call::{CallPool, Delivery, ServePaths, Side, Target};
 use super::error::TransportError;
+use super::hash::FxHashMap;
 use super::headers::Headers;
 use super::inbox::{Inbox, Refused};
 use super::incoming::Incoming;
@@ -71,7 +72,7 @@ impl Network {
         let prefix: Arc<str> = Arc::from(prefix);
         let registry = Arc::new(PrefixRegistry {
             prefix: prefix.clone(),
-            table: Mutex::new(Arc::new(Table::new())),
+            table: Mutex::new(Arc::new(Table::default())),
         });
         prefixes.insert(prefix, registry.clone());
         registry
@@ -90,8 +91,10 @@ pub(crate) struct PrefixRegistry {
     table: Mutex<Arc<Table>>,
 }
 
-/// Instance → function → route.
-type Table = HashMap<Box<str>, HashMap<Box<str>, Arc<Route>>>;
+/// Instance → function → route. The keys are the names in-process servers registered
+/// (a caller's names are only looked up), so they are hashed with FxHash, not SipHash:
+/// two lookups per invocation.
+type Table = FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Route>>>;
 
 /// The registrations serving one function, balanced round-robin.
 struct Route {
@@ -121,7 +124,7 @@ impl PrefixRegistry {
     pub(crate) fn queued(&self) -> usize {
         self.snapshot()
             .values()
-            .flat_map(HashMap::values)
+            .flat_map(FxHashMap::values)
             .flat_map(|route| &route.servers)
             .map(|server| server.inbox.len())
             .sum()
