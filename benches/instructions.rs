@@ -336,11 +336,14 @@ impl Greeter {
         match self.path {
             Path::Ring => {
                 let dispatcher = self.host.dispatcher().clone();
+                // Made once and cloned per call, as the runtime's import polyfill does
+                // (a clone is reference counts; `new` builds the headers).
+                let cx = CallContext::new(CALLER);
                 on_task(&self.rt, async move {
                     for _ in 0..calls {
                         let (greeting,): (String,) = dispatcher
                             .invoke_values_blocking(
-                                CallContext::new(CALLER),
+                                cx.clone(),
                                 GREETER,
                                 "greet",
                                 (black_box("world").to_string(),),
