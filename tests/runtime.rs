@@ -209,6 +209,36 @@ fn a_spinning_guest_is_stopped_even_after_the_runtime_is_dropped() {
         .expect("the spinning guest was never stopped");
 }
 
+/// A host served over NATS can be dropped off the runtime that served it, as a program
+/// does after `block_on` returns: its serve streams are dropped at once, and a NATS
+/// subscription spawns its unsubscribe, which needs the runtime's context. This
+/// panicked ("there is no reactor running") when `Serving` dropped its streams without
+/// entering the runtime.
+#[test]
+fn a_host_served_over_nats_can_be_dropped_off_the_runtime() {
+    let nats = NatsServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = rt.block_on(async {
+        let host = TestHost::start(
+            config(TransportKind::Nats, Some(&nats)),
+            &[("greeter", "greeter")],
+            &[("test", GREETER, "greeter")],
+        )
+        .await;
+        let (greeting,): (String,) = host.call(GREETER, "greet", ("nats".to_string(),)).await.unwrap();
+        assert_eq!(greeting, "Hello, nats!");
+        host
+    });
+    let TestHost { runtime, serving, .. } = host;
+    drop(serving); // off the runtime: no task context on this thread
+    drop(runtime);
+    drop(rt);
+}
+
 /// `max_instances` bounds the calls a component serves at once: with one instance
 /// busy spinning, the next call to the same component cannot start until the first
 /// one is stopped by its time limit.

@@ -164,6 +164,9 @@ impl Workers {
     /// Stops accepting calls over `transport`: its serve streams are dropped. Calls
     /// already accepted run to their end.
     pub(crate) fn stop_accepting(&self, transport: TransportKind) {
+        // A stream may need the runtime to end (a NATS subscription spawns its
+        // unsubscribe), and this may be called off it.
+        let _runtime = self.shared.runtime.enter();
         for stream in self.shared.streams.iter().filter(|s| s.transport == transport) {
             let invocations = lock(&stream.invocations).take();
             drop(invocations);
@@ -179,6 +182,8 @@ impl Drop for Workers {
             state.ready.clear();
             std::mem::take(&mut state.idle)
         };
+        // As in `stop_accepting`: `Serving` may be dropped off the runtime.
+        let _runtime = self.shared.runtime.enter();
         for stream in &self.shared.streams {
             let invocations = lock(&stream.invocations).take();
             drop(invocations);
