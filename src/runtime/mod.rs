@@ -25,6 +25,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
+use tokio::task::JoinSet;
 use wasmtime::Engine;
 use wrpc_transport::Serve as _;
 
@@ -33,7 +35,7 @@ pub use self::engine::engine_config;
 pub use self::host::{Host, LinkChanges, ReloadSummary};
 
 use self::component::Instances;
-use self::workers::{Source, Workers};
+use self::workers::{Job, Workers};
 use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
@@ -152,22 +154,23 @@ impl Runtime {
     /// Serves every export of `component` on every path the dispatcher gives it (the
     /// local transport, and NATS when configured), until the returned handle is
     /// dropped. Each call runs on a task of its own, never inside its caller's future:
-    /// a worker task, parked between calls and reused, which a new invocation wakes
-    /// directly (no accept loop in between), so that accepting a call neither spawns
-    /// nor allocates a task (docs/runtime.md, "Tasks").
+    /// a worker task, parked between calls and reused, so that accepting a call does
+    /// not spawn (or allocate) a task.
     ///
     /// # Errors
     ///
     /// If an export cannot be served.
     pub async fn serve(&self, component: Arc<Component>) -> anyhow::Result<Serving> {
         self.dispatcher.add_component(component.id());
-        // Removes the component from the routes again if serving fails half-way.
         let mut serving = Serving {
             component: component.id.clone(),
             dispatcher: self.dispatcher.clone(),
-            workers: None,
+            local: JoinSet::new(),
+            remote: JoinSet::new(),
         };
-        let mut sources = Vec::new();
+        // The accept loops share the component's workers; the last loop to end (when
+        // `Serving` is dropped) dismisses them.
+        let workers = Arc::new(Workers::new(component.clone(), self.limits.max_instances));
         for server in self.dispatcher.servers(component.id()).await? {
             let transport = server.transport();
             for (index, export) in component.exports().iter().enumerate() {
@@ -180,14 +183,34 @@ impl Runtime {
                             component.id(),
                         )
                     })?;
-                sources.push(Source {
-                    index,
-                    transport,
-                    invocations: Box::pin(invocations),
+                let component = component.clone();
+                let tasks = if transport == TransportKind::Nats {
+                    &mut serving.remote
+                } else {
+                    &mut serving.local
+                };
+                let workers = workers.clone();
+                tasks.spawn(async move {
+                    let mut invocations = std::pin::pin!(invocations);
+                    while let Some(item) = invocations.next().await {
+                        match item {
+                            Ok((_headers, outgoing, incoming)) => workers.run(Job {
+                                index,
+                                transport,
+                                outgoing,
+                                incoming,
+                            }),
+                            Err(err) => tracing::warn!(
+                                %err,
+                                component = component.id(),
+                                export = ?component.exports()[index],
+                                "failed to accept an invocation"
+                            ),
+                        }
+                    }
                 });
             }
         }
-        serving.workers = Some(Workers::start(component, sources, self.limits.max_instances));
         Ok(serving)
     }
 }
@@ -208,9 +231,11 @@ impl std::fmt::Debug for Runtime {
 pub struct Serving {
     component: Arc<str>,
     dispatcher: Dispatcher,
-    /// Its serve streams (local transport, and NATS when configured) and the workers
-    /// that accept and run their calls; `None` only while `serve` sets up.
-    workers: Option<Workers>,
+    /// The accept loops on the local transport.
+    local: JoinSet<()>,
+    /// The accept loops on NATS (calls from other hosts; every call with
+    /// `transport = "nats"`).
+    remote: JoinSet<()>,
 }
 
 impl Drop for Serving {
@@ -230,8 +255,6 @@ impl Serving {
     /// shutdown, which lets nested local calls of the calls in flight go through.
     /// With `transport = "nats"` every call comes over NATS, so this stops them all.
     pub fn stop_accepting_remote(&mut self) {
-        if let Some(workers) = &self.workers {
-            workers.stop_accepting(TransportKind::Nats);
-        }
+        self.remote.abort_all();
     }
 }
