@@ -273,3 +273,105 @@ async fn the_concurrency_limit_applies_to_components() {
     // The spin is stopped by its time limit, which frees the instance.
     assert!(spin.await.unwrap().is_err());
 }
+
+/// Over the ring a new invocation wakes one of the component's parked workers, which
+/// takes it from the serve stream itself (no accept loop). Many pipeline calls at once
+/// on 2 workers, with fewer instances than callers (so that calls queue for permits and
+/// workers hand calls to each other) and some callers giving up part-way, must all end:
+/// every call that is not given up returns its own result, and a call made afterwards
+/// goes through. A lost wake-up shows as the watchdog's message, naming how many calls
+/// ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ring_calls_with_cancellations_all_end_on_two_workers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+
+    const CLIENTS: usize = 8;
+    const CALLS: usize = 150;
+
+    /// Polls `fut` at most `polls` times (yielding in between), then drops it.
+    async fn poll_at_most<F: Future>(fut: F, polls: u64) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        for _ in 0..polls {
+            if let Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+                return Some(out);
+            }
+            tokio::task::yield_now().await;
+        }
+        None
+    }
+
+    let mut config = config(TransportKind::Ring, None);
+    config.limits.max_instances = 2;
+    let host = TestHost::start(
+        config,
+        &[
+            ("pipeline-a", "pipeline-a"),
+            ("pipeline-b", "pipeline-b"),
+            ("pipeline-c", "pipeline-c"),
+        ],
+        &[
+            ("test", STAGE, "pipeline-a"),
+            ("pipeline-a", STAGE, "pipeline-b"),
+            ("pipeline-b", STAGE, "pipeline-c"),
+        ],
+    )
+    .await;
+    let ended = Arc::new(AtomicUsize::new(0));
+    let given_up = Arc::new(AtomicUsize::new(0));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let dispatcher = host.runtime.dispatcher().clone();
+        let (ended, given_up) = (ended.clone(), given_up.clone());
+        clients.spawn(async move {
+            // xorshift, seeded per client: which calls are given up, and when.
+            let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (client as u64 + 1);
+            for i in 0..CALLS {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let input = format!("{client}-{i}");
+                let call = dispatcher.invoke_values_blocking::<_, (String,), (String,)>(
+                    CallContext::new("test"),
+                    STAGE,
+                    "run",
+                    (input.clone(),),
+                    NO_RESULT_PATHS,
+                );
+                if seed % 5 == 0 {
+                    // Gives up after 0 to 15 polls: before routing, while queued for a
+                    // permit, or while the stages run.
+                    if let Some(result) = poll_at_most(call, (seed >> 8) % 16).await {
+                        result.expect("a pipeline call that ended before it was given up");
+                    } else {
+                        given_up.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else {
+                    let (chain,) = call.await.expect("a pipeline call");
+                    assert_eq!(chain, format!("a(b(c({input})))"));
+                }
+                ended.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let all = async {
+        while let Some(client) = clients.join_next().await {
+            client.expect("a client task");
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(120), all).await.is_err() {
+        panic!(
+            "a hang: {} of {} pipeline calls ended within 120 s ({} given up)",
+            ended.load(Ordering::Relaxed),
+            CLIENTS * CALLS,
+            given_up.load(Ordering::Relaxed),
+        );
+    }
+    assert!(
+        given_up.load(Ordering::Relaxed) > 0,
+        "no call was given up: the test lost its point"
+    );
+    let (chain,): (String,) = host.call(STAGE, "run", ("after".to_string(),)).await.unwrap();
+    assert_eq!(chain, "a(b(c(after)))");
+}
