@@ -274,10 +274,10 @@ async fn the_concurrency_limit_applies_to_components() {
     assert!(spin.await.unwrap().is_err());
 }
 
-/// Over the ring a new invocation wakes one of the component's parked workers, which
-/// takes it from the serve stream itself (no accept loop). Many pipeline calls at once
-/// on 2 workers, with fewer instances than callers (so that calls queue for permits and
-/// workers hand calls to each other) and some callers giving up part-way, must all end:
+/// The hand-off from a caller to the callee's parked workers, under load: many pipeline
+/// calls at once over the ring on 2 workers, with fewer instances than callers (so that
+/// calls queue for permits and wait for busy workers) and some callers giving up
+/// part-way, must all end:
 /// every call that is not given up returns its own result, and a call made afterwards
 /// goes through. A lost wake-up shows as the watchdog's message, naming how many calls
 /// ended.

@@ -35,7 +35,7 @@ pub use self::engine::engine_config;
 pub use self::host::{Host, LinkChanges, ReloadSummary};
 
 use self::component::Instances;
-use self::workers::{Job, Source, Workers};
+use self::workers::{Job, Workers};
 use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
@@ -155,24 +155,22 @@ impl Runtime {
     /// local transport, and NATS when configured), until the returned handle is
     /// dropped. Each call runs on a task of its own, never inside its caller's future:
     /// a worker task, parked between calls and reused, so that accepting a call does
-    /// not spawn (or allocate) a task. Over the ring, a new invocation wakes a parked
-    /// worker directly, with no accept loop in between (docs/runtime.md, "Tasks").
+    /// not spawn (or allocate) a task.
     ///
     /// # Errors
     ///
     /// If an export cannot be served.
     pub async fn serve(&self, component: Arc<Component>) -> anyhow::Result<Serving> {
         self.dispatcher.add_component(component.id());
-        // Removes the component from the routes again if serving fails half-way.
         let mut serving = Serving {
             component: component.id.clone(),
             dispatcher: self.dispatcher.clone(),
-            workers: None,
             local: JoinSet::new(),
             remote: JoinSet::new(),
         };
-        let mut ring = Vec::new();
-        let mut others = Vec::new();
+        // The accept loops share the component's workers; the last loop to end (when
+        // `Serving` is dropped) dismisses them.
+        let workers = Arc::new(Workers::new(component.clone(), self.limits.max_instances));
         for server in self.dispatcher.servers(component.id()).await? {
             let transport = server.transport();
             for (index, export) in component.exports().iter().enumerate() {
@@ -185,54 +183,34 @@ impl Runtime {
                             component.id(),
                         )
                     })?;
-                let source = Source {
-                    index,
-                    transport,
-                    invocations: Box::pin(invocations),
-                };
-                if transport == TransportKind::Ring {
-                    ring.push(source);
+                let component = component.clone();
+                let tasks = if transport == TransportKind::Nats {
+                    &mut serving.remote
                 } else {
-                    others.push(source);
-                }
+                    &mut serving.local
+                };
+                let workers = workers.clone();
+                tasks.spawn(async move {
+                    let mut invocations = std::pin::pin!(invocations);
+                    while let Some(item) = invocations.next().await {
+                        match item {
+                            Ok((_headers, outgoing, incoming)) => workers.run(Job {
+                                index,
+                                transport,
+                                outgoing,
+                                incoming,
+                            }),
+                            Err(err) => tracing::warn!(
+                                %err,
+                                component = component.id(),
+                                export = ?component.exports()[index],
+                                "failed to accept an invocation"
+                            ),
+                        }
+                    }
+                });
             }
         }
-        let workers = Workers::start(component.clone(), ring, self.limits.max_instances);
-        // The other transports' streams each get an accept loop that hands its calls to
-        // the same workers (see `workers` for why the ring's do not).
-        for Source {
-            index,
-            transport,
-            mut invocations,
-        } in others
-        {
-            let component = component.clone();
-            let runner = workers.runner();
-            let tasks = if transport == TransportKind::Nats {
-                &mut serving.remote
-            } else {
-                &mut serving.local
-            };
-            tasks.spawn(async move {
-                while let Some(item) = invocations.next().await {
-                    match item {
-                        Ok((_headers, outgoing, incoming)) => runner.run(Job {
-                            index,
-                            transport,
-                            outgoing,
-                            incoming,
-                        }),
-                        Err(err) => tracing::warn!(
-                            %err,
-                            component = component.id(),
-                            export = ?component.exports()[index],
-                            "failed to accept an invocation"
-                        ),
-                    }
-                }
-            });
-        }
-        serving.workers = Some(workers);
         Ok(serving)
     }
 }
@@ -253,11 +231,7 @@ impl std::fmt::Debug for Runtime {
 pub struct Serving {
     component: Arc<str>,
     dispatcher: Dispatcher,
-    /// The component's workers, which also accept its calls over the ring; `None` only
-    /// while `serve` sets up.
-    workers: Option<Workers>,
-    /// The accept loops on the local transport when it is not the ring (the `duplex`
-    /// and `mpsc` baselines).
+    /// The accept loops on the local transport.
     local: JoinSet<()>,
     /// The accept loops on NATS (calls from other hosts; every call with
     /// `transport = "nats"`).
