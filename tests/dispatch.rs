@@ -400,3 +400,46 @@ async fn an_unlinked_call_names_caller_interface_and_link() {
     let msg = format!("{err:#}");
     assert!(msg.contains("nowhere") && msg.contains("no NATS url"), "{msg}");
 }
+
+/// A remote target that takes the invocation but never answers it (a stuck host, or a
+/// peer on the subject that is not a wRPC server): the call fails with `TimedOut` at
+/// the invocation timeout, naming the target, instead of waiting forever. The caller's
+/// parameter writer keeps to the call's deadline as its results reader does: over
+/// NATS, `invoke_values` shuts the parameters down first, and that waits for the
+/// callee's handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_target_that_never_answers_times_out() {
+    let nats = NatsServer::start();
+    let mut config = config(TransportKind::Ring, Some(&nats));
+    config.limits.invocation_timeout = Duration::from_millis(500);
+    let host = Dispatcher::new(&config).await.unwrap();
+    // A plain NATS client on the target's invocation subject, which never replies.
+    let silent = async_nats::connect(nats.url()).await.unwrap();
+    let subject = wrpc_transport_nats::invocation_subject(&host.prefix("silent"), ECHO, "echo");
+    let mut invocations = silent.subscribe(subject).await.unwrap();
+    silent.flush().await.unwrap();
+    host.link("test", ECHO, "default", "silent");
+
+    let call = echo(&host, CallContext::new("test"), "hello");
+    let Ok(result) = tokio::time::timeout(Duration::from_secs(30), call).await else {
+        panic!("a hang: a call with a 500 ms invocation timeout still waits after 30 s");
+    };
+    let err = result.expect_err("nobody answered the call");
+    let timed_out = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
+    let message = format!("{err:#}");
+    assert!(timed_out, "not a timeout: {message}");
+    assert!(
+        message.contains("`silent`") && message.contains("invocation_timeout"),
+        "{message}"
+    );
+    // The invocation did reach the silent peer: the wait was for its answer.
+    let reached = tokio::time::timeout(Duration::from_secs(5), invocations.next()).await;
+    assert!(
+        matches!(reached, Ok(Some(_))),
+        "the invocation never reached NATS"
+    );
+}

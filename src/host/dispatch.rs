@@ -449,7 +449,7 @@ impl Invoke for Dispatcher {
             Ok(Ok((outgoing, incoming))) => {
                 record.started();
                 Ok((
-                    CallOutgoing::new(outgoing, record.clone()),
+                    CallOutgoing::new(outgoing, record.clone(), deadline),
                     CallIncoming::new(incoming, record, deadline),
                 ))
             }

@@ -249,6 +249,21 @@ impl Index<Self> for AnyIncoming {
     }
 }
 
+/// A stream's own timer for its call's deadline, made the first time one of its polls
+/// has to wait: a boxed `Sleep`, so that only a stream that waits pays for it.
+#[derive(Debug, Default)]
+struct StreamTimer(Option<Pin<Box<Sleep>>>);
+
+impl StreamTimer {
+    /// `Ready` once `at` has passed; otherwise registers `cx` to be woken then.
+    fn poll(&mut self, at: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+        self.0
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)))
+            .as_mut()
+            .poll(cx)
+    }
+}
+
 /// What a call's caller reads its results from: the transport's stream, held to the
 /// call's one deadline, the call's metrics recorded when the last of its streams is
 /// dropped. Reads in place (`AsyncBufRead`) where the transport can.
@@ -268,7 +283,7 @@ pub struct CallIncoming {
     /// The results root uses the record's timer; a sub-stream has its own, created
     /// the first time one of its reads has to wait.
     root: bool,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: StreamTimer,
 }
 
 impl CallIncoming {
@@ -280,7 +295,7 @@ impl CallIncoming {
             record,
             deadline,
             root: true,
-            timer: None,
+            timer: StreamTimer::default(),
         }
     }
 
@@ -292,10 +307,7 @@ impl CallIncoming {
         if self.root {
             ready!(self.record.poll_deadline(at, cx));
         } else {
-            let timer = self
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-            ready!(timer.as_mut().poll(cx));
+            ready!(self.timer.poll(at, cx));
         }
         Poll::Ready(self.record.timed_out())
     }
@@ -336,12 +348,9 @@ impl AsyncBufRead for CallIncoming {
                 };
                 if this.root {
                     ready!(this.record.poll_deadline(at, cx));
-                    return Poll::Ready(Err(this.record.timed_out()));
+                } else {
+                    ready!(this.timer.poll(at, cx));
                 }
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-                ready!(timer.as_mut().poll(cx));
                 Poll::Ready(Err(this.record.timed_out()))
             }
         }
@@ -359,7 +368,7 @@ impl Index<Self> for CallIncoming {
             record: self.record.clone(),
             deadline: self.deadline,
             root: false,
-            timer: None,
+            timer: StreamTimer::default(),
         })
     }
 }
@@ -370,16 +379,46 @@ impl Index<Self> for CallIncoming {
 ///
 /// Write errors name the call (interface and target component); over NATS, a call that
 /// no component answers fails with [`NotConnected`](io::ErrorKind::NotConnected) and
-/// says there were no responders.
+/// says there were no responders. A write, flush or shutdown that is still waiting when
+/// the invocation timeout passes fails with [`TimedOut`](io::ErrorKind::TimedOut), as
+/// reads do: over NATS, shutting the parameters down waits for the callee's answer to
+/// the invocation, so a callee that takes the invocation and never answers would
+/// otherwise hold the caller forever.
 #[derive(Debug)]
 pub struct CallOutgoing {
     inner: AnyOutgoing,
     record: RecordRef,
+    /// The record's deadline, as [`CallIncoming`] keeps it; `None` when it is too far
+    /// away to represent.
+    deadline: Option<tokio::time::Instant>,
+    /// Its own timer (not the record's, which the results root polls, maybe on another
+    /// task), made the first time a write has to wait.
+    timer: StreamTimer,
 }
 
 impl CallOutgoing {
-    pub(crate) fn new(inner: AnyOutgoing, record: RecordRef) -> Self {
-        Self { inner, record }
+    /// The parameters root of the call of `record`, whose deadline is `deadline`
+    /// ([`RecordRef::deadline`]).
+    pub(crate) fn new(inner: AnyOutgoing, record: RecordRef, deadline: Option<tokio::time::Instant>) -> Self {
+        Self {
+            inner,
+            record,
+            deadline,
+            timer: StreamTimer::default(),
+        }
+    }
+
+    /// A poll's result as the caller sees it: a write that waits past the call's
+    /// deadline fails with the call's timeout error, and other errors name the call.
+    fn guard<T>(&mut self, result: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            return self.explain(result);
+        }
+        let Some(at) = self.deadline else {
+            return Poll::Pending;
+        };
+        ready!(self.timer.poll(at, cx));
+        Poll::Ready(Err(self.record.timed_out()))
     }
 
     /// Names the call in an error (built only on error).
@@ -405,19 +444,19 @@ impl AsyncWrite for CallOutgoing {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.explain(result)
+        this.guard(result, cx)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_flush(cx);
-        this.explain(result)
+        this.guard(result, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.explain(result)
+        this.guard(result, cx)
     }
 
     fn poll_write_vectored(
@@ -427,7 +466,7 @@ impl AsyncWrite for CallOutgoing {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.explain(result)
+        this.guard(result, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -440,6 +479,8 @@ impl Index<Self> for CallOutgoing {
         Ok(Self {
             inner: self.inner.index(path)?,
             record: self.record.clone(),
+            deadline: self.deadline,
+            timer: StreamTimer::default(),
         })
     }
 }
