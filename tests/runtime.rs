@@ -274,6 +274,90 @@ async fn the_concurrency_limit_applies_to_components() {
     assert!(spin.await.unwrap().is_err());
 }
 
+/// A caller that sends part of its parameters and then goes silent, without closing
+/// anything: a caller host that died, over NATS, where nothing tells the callee; or a
+/// stalled caller over the ring. The callee gives the call up at its own
+/// `invocation_timeout`, counted from when it took the call up, and frees the
+/// component's only instance for the next call. (Before that limit, such a call held
+/// its permit for good, and every later call waited for it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_sending_its_parameters_does_not_hold_the_instance() {
+    use wrpc_transport::Invoke as _;
+
+    let nats = NatsServer::start();
+    for kind in [TransportKind::Nats, TransportKind::Ring] {
+        let mut config = config(kind, Some(&nats));
+        config.limits.max_instances = 1;
+        config.limits.invocation_timeout = Duration::from_millis(500);
+        let host = TestHost::start(config, &[("greeter", "greeter")], &[("test", GREETER, "greeter")]).await;
+        let dispatcher = host.runtime.dispatcher();
+        let client = async {
+            let conn = async_nats::connect(nats.url()).await.unwrap();
+            wrpc_transport_nats::Client::new(conn, dispatcher.prefix("greeter"), None)
+                .await
+                .unwrap()
+        }
+        .await;
+        // `greet(name: string)` with a name said to be 100 bytes long, of which 3 are
+        // sent; the writer is then kept open and never written to.
+        let truncated = bytes::Bytes::from_static(b"\x64hel");
+        let stalled: Box<dyn std::any::Any + Send> = match kind {
+            TransportKind::Nats => Box::new(
+                client
+                    .invoke(None, GREETER, "greet", truncated, NO_RESULT_PATHS)
+                    .await
+                    .unwrap(),
+            ),
+            _ => Box::new(
+                dispatcher
+                    .invoke(
+                        CallContext::new("test"),
+                        GREETER,
+                        "greet",
+                        truncated,
+                        NO_RESULT_PATHS,
+                    )
+                    .await
+                    .unwrap(),
+            ),
+        };
+        let in_use = || dispatcher.gauges().components[0].instances_in_use;
+        let wait_for = |n: usize, what: &'static str| async move {
+            for _ in 0..3000 {
+                if in_use() == n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{kind}: after 30 s, {what} (instances in use: {})", in_use());
+        };
+        wait_for(1, "the stalled call was never taken up").await;
+        wait_for(0, "the stalled call still holds greeter's only instance").await;
+        // The instance is free: a whole call goes through.
+        let call = async {
+            match kind {
+                TransportKind::Nats => {
+                    client
+                        .invoke_values_blocking::<_, _, (String,)>(
+                            None,
+                            GREETER,
+                            "greet",
+                            ("world".to_string(),),
+                            NO_RESULT_PATHS,
+                        )
+                        .await
+                }
+                _ => host.call(GREETER, "greet", ("world".to_string(),)).await,
+            }
+        };
+        let Ok(result) = tokio::time::timeout(Duration::from_secs(30), call).await else {
+            panic!("{kind}: the next call still waits after 30 s");
+        };
+        assert_eq!(result.unwrap().0, "Hello, world!", "{kind}");
+        drop(stalled);
+    }
+}
+
 /// The hand-off from a caller to the callee's parked workers, under load: many pipeline
 /// calls at once over the ring on 2 workers, with fewer instances than callers (so that
 /// calls queue for permits and wait for busy workers) and some callers giving up

@@ -33,4 +33,5 @@ pub use self::dispatch::Dispatcher;
 pub use self::metrics::{ComponentGauges, HostGauges, MetricsSnapshot, TargetMetrics, TransportMetrics};
 pub use self::routing::{CallContext, DEFAULT_LINK_NAME, LINK_NAME_HEADER, SOURCE_ID_HEADER};
 pub use self::server::ComponentServer;
+pub(crate) use self::streams::StreamTimer;
 pub use self::streams::{AnyIncoming, AnyOutgoing, Buffered, CallIncoming, CallOutgoing, ServeOutgoing};

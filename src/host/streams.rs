@@ -252,11 +252,11 @@ impl Index<Self> for AnyIncoming {
 /// A stream's own timer for its call's deadline, made the first time one of its polls
 /// has to wait: a boxed `Sleep`, so that only a stream that waits pays for it.
 #[derive(Debug, Default)]
-struct StreamTimer(Option<Pin<Box<Sleep>>>);
+pub(crate) struct StreamTimer(Option<Pin<Box<Sleep>>>);
 
 impl StreamTimer {
     /// `Ready` once `at` has passed; otherwise registers `cx` to be woken then.
-    fn poll(&mut self, at: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll(&mut self, at: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
         self.0
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)))
             .as_mut()

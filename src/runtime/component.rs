@@ -19,7 +19,7 @@ use wrpc_transport::Index;
 
 use super::engine::EPOCH_TICK;
 use super::fast::{self, Failure, Shape};
-use super::serve::{GuardedOutgoing, ResultsSlot, describe, panic_message};
+use super::serve::{GuardedOutgoing, ResultsSlot, describe, panic_message, within_limit};
 use super::state::HostState;
 use crate::host::{AnyIncoming, Dispatcher, InstanceMode, LimitsConfig, ServeOutgoing};
 
@@ -528,13 +528,19 @@ impl Component {
         mut incoming: AnyIncoming,
     ) {
         let export = &self.exports[index];
+        // The call's own limit, from when it was taken up: over NATS nothing tells a
+        // callee that its caller is gone, so without it a caller that died while
+        // sending its parameters would hold this call's permit for good.
+        let limit = self.limits.invocation_timeout;
+        let at = tokio::time::Instant::now().checked_add(limit);
         let reason = match export.shape {
             Some(shape) => {
                 let call = self.call_fast(export, shape, &mut incoming, &mut outgoing);
-                match AssertUnwindSafe(call).catch_unwind().await {
-                    Ok(Ok(())) => return,
-                    Ok(Err(err)) => format!("{err}"),
-                    Err(panic) => self.panicked(export, &*panic),
+                match within_limit(AssertUnwindSafe(call).catch_unwind(), at).await {
+                    Some(Ok(Ok(()))) => return,
+                    Some(Ok(Err(err))) => format!("{err}"),
+                    Some(Err(panic)) => self.panicked(export, &*panic),
+                    None => self.waited_too_long(export, limit),
                 }
             }
             None => {
@@ -545,10 +551,11 @@ impl Component {
                 let slot = Arc::new(ResultsSlot::default());
                 let guarded = GuardedOutgoing::new(outgoing, slot.clone());
                 let call = self.call_val(export, incoming, guarded);
-                let reason = match AssertUnwindSafe(call).catch_unwind().await {
-                    Ok(Ok(())) => return,
-                    Ok(Err(err)) => format!("{err}"),
-                    Err(panic) => self.panicked(export, &*panic),
+                let reason = match within_limit(AssertUnwindSafe(call).catch_unwind(), at).await {
+                    Some(Ok(Ok(()))) => return,
+                    Some(Ok(Err(err))) => format!("{err}"),
+                    Some(Err(panic)) => self.panicked(export, &*panic),
+                    None => self.waited_too_long(export, limit),
                 };
                 match slot.take() {
                     Some(parked) => outgoing = parked,
@@ -562,6 +569,14 @@ impl Component {
         };
         tracing::debug!(%reason, "call failed");
         outgoing.abort(reason);
+    }
+
+    fn waited_too_long(&self, export: &Export, limit: std::time::Duration) -> String {
+        format!(
+            "call of `{export:?}` on component `{}` timed out after {limit:?} (limits.invocation_timeout) \
+             while it waited: for its caller's parameters, for its caller to read the results, or in an import",
+            self.id
+        )
     }
 
     fn panicked(&self, export: &Export, panic: &(dyn std::any::Any + Send)) -> String {

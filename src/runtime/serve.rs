@@ -3,14 +3,34 @@
 //! ends without finishing it, so that the server can still abort it with the reason
 //! (a trap, a panic).
 
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
 use wrpc_transport::Index;
 
-use crate::host::ServeOutgoing;
+use crate::host::{ServeOutgoing, StreamTimer};
+
+/// Runs a served call, but gives up on it (`None`, dropping it) if it is still waiting
+/// at `at`: for parameters its caller never sends, for a caller that never reads its
+/// results, or in an import. A guest that *runs* is stopped by its epoch deadline
+/// instead, inside a poll; this bounds the waits between polls, which the epoch cannot
+/// see. The timer is made only when the call first has to wait, so a call that ends
+/// in one poll (a small call over the ring) makes none.
+pub(crate) async fn within_limit<F: Future>(call: F, at: Option<tokio::time::Instant>) -> Option<F::Output> {
+    let mut call = pin!(call);
+    let Some(at) = at else {
+        return Some(call.await);
+    };
+    let mut timer = StreamTimer::default();
+    poll_fn(|cx| match call.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => timer.poll(at, cx).map(|()| None),
+    })
+    .await
+}
 
 /// Where a call's results writer waits when the call ends without finishing it, so
 /// that the server can still abort it with the reason (a trap, a panic).
