@@ -285,8 +285,14 @@ async fn a_caller_that_stops_sending_its_parameters_does_not_hold_the_instance()
     use wrpc_transport::Invoke as _;
 
     let nats = NatsServer::start();
-    for kind in [TransportKind::Nats, TransportKind::Ring] {
+    let rounds = [
+        (TransportKind::Nats, true),
+        (TransportKind::Ring, true),
+        (TransportKind::Nats, false),
+    ];
+    for (kind, fast_path) in rounds {
         let mut config = config(kind, Some(&nats));
+        config.runtime.fast_path = fast_path; // off: the `Val` path serves `greet`
         config.limits.max_instances = 1;
         config.limits.invocation_timeout = Duration::from_millis(500);
         let host = TestHost::start(config, &[("greeter", "greeter")], &[("test", GREETER, "greeter")]).await;
@@ -329,7 +335,10 @@ async fn a_caller_that_stops_sending_its_parameters_does_not_hold_the_instance()
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            panic!("{kind}: after 30 s, {what} (instances in use: {})", in_use());
+            panic!(
+                "{kind}, fast path {fast_path}: after 30 s, {what} (instances in use: {})",
+                in_use()
+            );
         };
         wait_for(1, "the stalled call was never taken up").await;
         wait_for(0, "the stalled call still holds greeter's only instance").await;
@@ -351,9 +360,13 @@ async fn a_caller_that_stops_sending_its_parameters_does_not_hold_the_instance()
             }
         };
         let Ok(result) = tokio::time::timeout(Duration::from_secs(30), call).await else {
-            panic!("{kind}: the next call still waits after 30 s");
+            panic!("{kind}, fast path {fast_path}: the next call still waits after 30 s");
         };
-        assert_eq!(result.unwrap().0, "Hello, world!", "{kind}");
+        assert_eq!(
+            result.unwrap().0,
+            "Hello, world!",
+            "{kind}, fast path {fast_path}"
+        );
         drop(stalled);
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
@@ -536,7 +537,8 @@ impl Component {
         let reason = match export.shape {
             Some(shape) => {
                 let call = self.call_fast(export, shape, &mut incoming, &mut outgoing);
-                match within_limit(AssertUnwindSafe(call).catch_unwind(), at).await {
+                let call = pin!(AssertUnwindSafe(call).catch_unwind());
+                match within_limit(call, at).await {
                     Some(Ok(Ok(()))) => return,
                     Some(Ok(Err(err))) => format!("{err}"),
                     Some(Err(panic)) => self.panicked(export, &*panic),
@@ -550,12 +552,17 @@ impl Component {
                 let _permit = outgoing.take_permit();
                 let slot = Arc::new(ResultsSlot::default());
                 let guarded = GuardedOutgoing::new(outgoing, slot.clone());
-                let call = self.call_val(export, incoming, guarded);
-                let reason = match within_limit(AssertUnwindSafe(call).catch_unwind(), at).await {
-                    Some(Ok(Ok(()))) => return,
-                    Some(Ok(Err(err))) => format!("{err}"),
-                    Some(Err(panic)) => self.panicked(export, &*panic),
-                    None => self.waited_too_long(export, limit),
+                let reason = {
+                    // Dropped at the end of this block: a results writer the call did not
+                    // finish parks in `slot` only then.
+                    let call =
+                        pin!(AssertUnwindSafe(self.call_val(export, incoming, guarded)).catch_unwind());
+                    match within_limit(call, at).await {
+                        Some(Ok(Ok(()))) => return,
+                        Some(Ok(Err(err))) => format!("{err}"),
+                        Some(Err(panic)) => self.panicked(export, &*panic),
+                        None => self.waited_too_long(export, limit),
+                    }
                 };
                 match slot.take() {
                     Some(parked) => outgoing = parked,

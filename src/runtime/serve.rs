@@ -4,7 +4,7 @@
 //! (a trap, a panic).
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -13,23 +13,25 @@ use wrpc_transport::Index;
 
 use crate::host::{ServeOutgoing, StreamTimer};
 
-/// Runs a served call, but gives up on it (`None`, dropping it) if it is still waiting
-/// at `at`: for parameters its caller never sends, for a caller that never reads its
-/// results, or in an import. A guest that *runs* is stopped by its epoch deadline
-/// instead, inside a poll; this bounds the waits between polls, which the epoch cannot
-/// see. The timer is made only when the call first has to wait, so a call that ends
-/// in one poll (a small call over the ring) makes none.
-pub(crate) async fn within_limit<F: Future>(call: F, at: Option<tokio::time::Instant>) -> Option<F::Output> {
-    let mut call = pin!(call);
-    let Some(at) = at else {
-        return Some(call.await);
-    };
+/// Polls a served call, but gives up on it (`None`) if it is still waiting at `at`:
+/// for parameters its caller never sends, for a caller that never reads its results,
+/// or in an import. A guest that *runs* is stopped by its epoch deadline instead,
+/// inside a poll; this bounds the waits between polls, which the epoch cannot see.
+/// The timer is made only when the call first has to wait, so a call that ends in one
+/// poll (a small call over the ring) makes none. The call is pinned where the caller
+/// keeps it: a call's future is a few KiB, and moving it in here would copy it.
+pub(crate) fn within_limit<F: Future>(
+    mut call: Pin<&mut F>,
+    at: Option<tokio::time::Instant>,
+) -> impl Future<Output = Option<F::Output>> {
     let mut timer = StreamTimer::default();
-    poll_fn(|cx| match call.as_mut().poll(cx) {
+    poll_fn(move |cx| match call.as_mut().poll(cx) {
         Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending => timer.poll(at, cx).map(|()| None),
+        Poll::Pending => match at {
+            Some(at) => timer.poll(at, cx).map(|()| None),
+            None => Poll::Pending,
+        },
     })
-    .await
 }
 
 /// Where a call's results writer waits when the call ends without finishing it, so
