@@ -14,7 +14,7 @@ use wrpc_transport::Invoke;
 use super::config::{HostConfig, LimitsConfig, LinkConfig, TransportKind};
 use super::local::{LocalInvoke, LocalTransport};
 use super::metrics::{ComponentGauges, HostGauges, Metrics, MetricsSnapshot, TargetMetrics};
-use super::nats::NatsLink;
+use super::nats::{ClientLease, NatsLink};
 use super::record::RecordPool;
 use super::routing::{CallContext, LinkTarget, LocalComponent, RoutingTable, Targets, unversioned};
 use super::server::{ComponentServer, ServerKind};
@@ -359,6 +359,8 @@ impl Dispatcher {
         Ok(servers)
     }
 
+    /// A call over NATS, on a client lent to it: the client is the call's until its
+    /// record ends, and the caller hands it to the record.
     async fn invoke_nats<P>(
         &self,
         target: &str,
@@ -367,7 +369,7 @@ impl Dispatcher {
         func: &str,
         params: Bytes,
         paths: &[P],
-    ) -> anyhow::Result<(AnyOutgoing, AnyIncoming)>
+    ) -> anyhow::Result<(AnyOutgoing, AnyIncoming, ClientLease)>
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
@@ -378,7 +380,8 @@ impl Dispatcher {
         };
         nats.ensure_connected()?;
         let prefix: Arc<str> = self.prefix(target).into();
-        let client = nats.wrpc(&prefix, None).await?;
+        let lease = nats.lease(&prefix).await?;
+        let client = lease.client();
         let headers = headers.map(|h| {
             let mut map = async_nats::HeaderMap::new();
             for (name, value) in h.iter() {
@@ -387,7 +390,7 @@ impl Dispatcher {
             map
         });
         let (o, i) = client.invoke(headers, instance, func, params, paths).await?;
-        Ok((AnyOutgoing::NatsParams(Box::new(o)), AnyIncoming::nats(i)))
+        Ok((AnyOutgoing::NatsParams(Box::new(o)), AnyIncoming::nats(i), lease))
     }
 }
 
@@ -442,7 +445,14 @@ impl Invoke for Dispatcher {
             },
             None => {
                 let call = Box::pin(self.invoke_nats(&target, headers, instance, func, params, paths));
-                within(deadline, call).instrument(span).await
+                let result = within(deadline, call).instrument(span).await;
+                // The client stays this call's until the call ends.
+                result.map(|invoked| {
+                    invoked.map(|(outgoing, incoming, lease)| {
+                        record.hold(lease);
+                        (outgoing, incoming)
+                    })
+                })
             }
         };
         match result {

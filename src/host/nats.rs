@@ -1,11 +1,12 @@
-//! The host's one NATS connection, and the wRPC NATS clients built on it, one per
-//! target prefix, created on first use and reused.
+//! The host's one NATS connection, and the wRPC NATS clients built on it: one per
+//! served component, and callers' clients, each lent to one call at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use async_nats::connection::State;
@@ -25,8 +26,9 @@ const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 pub(crate) struct NatsLink {
     url: String,
     client: async_nats::Client,
-    /// wRPC clients by prefix; built on `client`, so they share its connection.
-    wrpc: Mutex<HashMap<Arc<str>, wrpc_transport_nats::Client>>,
+    /// Callers' wRPC clients between calls ([`NatsLink::lease`]); built on `client`,
+    /// so they share its connection.
+    idle: IdleClients,
 }
 
 impl NatsLink {
@@ -110,7 +112,7 @@ impl NatsLink {
         Ok(Self {
             url: url.to_string(),
             client,
-            wrpc: Mutex::default(),
+            idle: IdleClients::default(),
         })
     }
 
@@ -141,32 +143,111 @@ impl NatsLink {
         }
     }
 
-    /// The wRPC client for `prefix`, created once and cached.
-    pub(crate) async fn wrpc(
-        &self,
-        prefix: &Arc<str>,
-        queue_group: Option<Arc<str>>,
-    ) -> anyhow::Result<wrpc_transport_nats::Client> {
-        if let Some(client) = self
-            .wrpc
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(prefix)
-        {
-            return Ok(client.clone());
-        }
+    /// A wRPC client for one call to `prefix`, lent to that call alone until it ends
+    /// (the [`ClientLease`] is dropped), then rested for [`CLIENT_REST`] before
+    /// another call may take it.
+    ///
+    /// Why a call does not share its client: wrpc-transport-nats 0.31 routes a client's
+    /// replies in one task, which learns of each call's reply subjects from a command
+    /// that `invoke` sends down a tokio mpsc channel before it publishes the
+    /// invocation. That channel is FIFO per sender only: a slot that another sender has
+    /// claimed but not yet written hides every later slot from the receiver, so a
+    /// command whose `send` has returned can still be invisible to it. With one client
+    /// per target, other calls send on the same channel (their subscriptions, and the
+    /// unsubscriptions that dropped streams send from spawned tasks); when one of them
+    /// is descheduled mid-send, the router finds no subscriber for the callee's
+    /// handshake and its results, drops them, and the caller waits until its timeout.
+    /// `wrpc-ring run --transport nats` lost 1–4 calls this way in 4 of 22 rounds of
+    /// 10,000 pipeline calls; the router's log showed exactly the lost calls'
+    /// handshakes dropped "with no subscriber" (docs/benchmarks.md, "Session 7").
+    ///
+    /// A lent client has one other sender at most: the unsubscriptions of its previous
+    /// call, sent from tasks spawned when that call's streams dropped. The rest gives
+    /// them time to run. A new client per call would leave no other sender at all, but
+    /// it halved the NATS path's throughput (a `SUB` and an `UNSUB` per call, each of
+    /// which resets the server's subject cache).
+    pub(crate) async fn lease(&self, prefix: &Arc<str>) -> anyhow::Result<ClientLease> {
         self.ensure_connected()?;
-        let client = wrpc_transport_nats::Client::new(self.client.clone(), prefix.clone(), queue_group)
-            .await
-            .with_context(|| {
-                format!(
-                    "failed to set up a wRPC client for `{prefix}` on NATS `{}`",
-                    self.url
-                )
-            })?;
-        let mut cache = self.wrpc.lock().unwrap_or_else(PoisonError::into_inner);
-        // If another call raced us here, keep the first client and drop ours.
-        Ok(cache.entry(prefix.clone()).or_insert(client).clone())
+        let rested = {
+            let mut idle = lock(&self.idle);
+            let now = Instant::now();
+            idle.get_mut(prefix).and_then(|clients| {
+                let (since, _) = clients.front()?;
+                if now.saturating_duration_since(*since) < CLIENT_REST {
+                    return None;
+                }
+                clients.pop_front().map(|(_, client)| client)
+            })
+        };
+        let client = match rested {
+            Some(client) => client,
+            None => wrpc_transport_nats::Client::new(self.client.clone(), prefix.clone(), None)
+                .await
+                .with_context(|| {
+                    format!(
+                        "failed to set up a wRPC client for `{prefix}` on NATS `{}`",
+                        self.url
+                    )
+                })?,
+        };
+        Ok(ClientLease {
+            client: Some(client),
+            prefix: prefix.clone(),
+            idle: self.idle.clone(),
+        })
+    }
+}
+
+/// How long a caller's wRPC client rests after its call before another call may take
+/// it ([`NatsLink::lease`]): long enough for the previous call's spawned
+/// unsubscriptions to have run, unless a thread was descheduled for that long.
+const CLIENT_REST: Duration = Duration::from_millis(50);
+
+/// Callers' clients kept per target prefix, resting or ready; a client given back
+/// beyond that is dropped. At 2,000 calls/s to one target about 100 rest at once.
+const IDLE_CLIENTS: usize = 256;
+
+/// Callers' wRPC clients by target prefix, each with the time its last call ended,
+/// oldest first.
+type IdleClients = Arc<Mutex<HashMap<Arc<str>, VecDeque<(Instant, wrpc_transport_nats::Client)>>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One call's wRPC client ([`NatsLink::lease`]); given back, to rest, when dropped.
+pub(crate) struct ClientLease {
+    client: Option<wrpc_transport_nats::Client>,
+    prefix: Arc<str>,
+    idle: IdleClients,
+}
+
+impl ClientLease {
+    pub(crate) fn client(&self) -> &wrpc_transport_nats::Client {
+        self.client
+            .as_ref()
+            .expect("a lease holds its client until dropped")
+    }
+}
+
+impl fmt::Debug for ClientLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientLease")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ClientLease {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let mut idle = lock(&self.idle);
+        let clients = idle.entry(self.prefix.clone()).or_default();
+        if clients.len() < IDLE_CLIENTS {
+            clients.push_back((Instant::now(), client));
+        }
     }
 }
 

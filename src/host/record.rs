@@ -17,6 +17,7 @@ use tokio::time::Sleep;
 
 use super::config::TransportKind;
 use super::metrics::{Metrics, Outcome, TargetCounters};
+use super::nats::ClientLease;
 
 /// Records kept for reuse; more calls than this at once still work, their records are
 /// freed when they end.
@@ -40,6 +41,8 @@ struct Details {
     interface: Arc<str>,
     /// The counts of calls to `target`.
     counters: Arc<TargetCounters>,
+    /// Over NATS: the wRPC client lent to this call, given back when it ends.
+    lease: Option<ClientLease>,
 }
 
 /// One call's tracking; see the module docs.
@@ -100,6 +103,7 @@ impl RecordPool {
             target: target.clone(),
             interface: interface.clone(),
             counters: counters.clone(),
+            lease: None,
         };
         let record = match lock(&self.shared.free).pop() {
             Some(record) => {
@@ -145,14 +149,16 @@ impl Drop for RecordRef {
             FAILED => Outcome::Failed,
             _ => Outcome::Cancelled,
         };
-        {
-            let details = lock(&record.details);
+        let lease = {
+            let mut details = lock(&record.details);
             let elapsed = details.start.elapsed();
             record
                 .pool
                 .metrics
                 .record(details.kind, &details.counters, elapsed, outcome);
-        }
+            details.lease.take()
+        };
+        drop(lease); // outside the lock: it locks the client pool
         let mut free = lock(&record.pool.free);
         if free.len() < POOLED_RECORDS {
             free.push(record.clone());
@@ -180,6 +186,11 @@ impl RecordRef {
     /// The call failed: an I/O error, a timeout, an invoke that did not go through.
     pub(crate) fn failed(&self) {
         self.0.state.store(FAILED, Ordering::Relaxed);
+    }
+
+    /// Keeps `lease` until the call ends.
+    pub(crate) fn hold(&self, lease: ClientLease) {
+        lock(&self.0.details).lease = Some(lease);
     }
 
     /// The transport the call takes.
