@@ -498,6 +498,11 @@ impl Auth {
     }
 }
 
+/// The real `nats-server` of the integration tests, for the unit tests here.
+#[cfg(test)]
+#[path = "../../tests/common/nats.rs"]
+mod test_server;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,5 +533,32 @@ mod tests {
             let shown = format!("{auth:?} {}", auth.describe());
             assert!(shown.contains("<redacted>") && !shown.contains(secret), "{shown}");
         }
+    }
+
+    /// A caller's client is its call's alone, and is not lent again until it has
+    /// rested for [`CLIENT_REST`] (so that its previous call's unsubscriptions have
+    /// run); then the same client is lent again rather than a new one built.
+    #[tokio::test]
+    async fn a_lent_client_rests_before_it_is_lent_again() {
+        let server = super::test_server::NatsServer::start();
+        let link = NatsLink::connect(&server.url(), &NatsConfig::default())
+            .await
+            .unwrap();
+        let prefix: Arc<str> = "default.target".into();
+        let idle = || lock(&link.idle).get(&prefix).map_or(0, VecDeque::len);
+
+        let first = link.lease(&prefix).await.unwrap();
+        let second = link.lease(&prefix).await.unwrap(); // the first is lent: a new one
+        assert_eq!(idle(), 0);
+        drop(first);
+        drop(second);
+        assert_eq!(idle(), 2, "both given back, resting");
+        let third = link.lease(&prefix).await.unwrap();
+        assert_eq!(idle(), 2, "a resting client was lent again");
+        tokio::time::sleep(CLIENT_REST + Duration::from_millis(20)).await;
+        let fourth = link.lease(&prefix).await.unwrap();
+        assert_eq!(idle(), 1, "a rested client was not lent again");
+        drop((third, fourth));
+        assert_eq!(idle(), 3);
     }
 }
