@@ -157,7 +157,7 @@ impl NatsLink {
     /// unsubscriptions that dropped streams send from spawned tasks); when one of them
     /// is descheduled mid-send, the router finds no subscriber for the callee's
     /// handshake and its results, drops them, and the caller waits until its timeout.
-    /// `wrpc-ring run --transport nats` lost 1–4 calls this way in 4 of 22 rounds of
+    /// `wrpc-ring run --transport nats` lost 1–4 calls this way in 6 of 44 rounds of
     /// 10,000 pipeline calls; the router's log showed exactly the lost calls'
     /// handshakes dropped "with no subscriber" (docs/benchmarks.md, "Session 7").
     ///
