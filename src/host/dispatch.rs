@@ -499,3 +499,46 @@ impl fmt::Debug for Dispatcher {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::test_nats::NatsServer;
+
+    const ECHO: &str = "test:echo/echo@0.1.0";
+    const NO_PATHS: [Box<[Option<usize>]>; 0] = [];
+
+    /// A call over NATS keeps the wRPC client lent to it until the last of its streams
+    /// is gone: given back earlier, another call could subscribe on it while this
+    /// call's streams still send (docs/benchmarks.md, "Session 7").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nats_call_keeps_its_client_until_its_streams_are_dropped() {
+        let nats = NatsServer::start();
+        let mut config = HostConfig::default();
+        config.nats.url = Some(nats.url());
+        let caller = Dispatcher::new(&config).await.unwrap();
+        caller.link("test", ECHO, "default", "elsewhere");
+        let prefix = caller.prefix("elsewhere");
+        let link = caller.inner.nats.as_ref().unwrap();
+
+        // `echo("hi")`; nobody needs to answer for the call's streams to exist.
+        let params = Bytes::from_static(b"\x02hi");
+        let (outgoing, incoming) = caller
+            .invoke(CallContext::new("test"), ECHO, "echo", params, NO_PATHS)
+            .await
+            .unwrap();
+        assert_eq!(link.idle_clients(&prefix), 0, "lent");
+        drop(outgoing);
+        assert_eq!(
+            link.idle_clients(&prefix),
+            0,
+            "given back while the results reader was still held"
+        );
+        drop(incoming);
+        assert_eq!(
+            link.idle_clients(&prefix),
+            1,
+            "not given back when the call ended"
+        );
+    }
+}

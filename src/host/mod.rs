@@ -24,6 +24,11 @@ mod routing;
 mod server;
 mod streams;
 
+/// The real `nats-server` of the integration tests, for the unit tests.
+#[cfg(test)]
+#[path = "../../tests/common/nats.rs"]
+pub(crate) mod test_nats;
+
 pub use self::config::{
     ByteSize, ComponentConfig, ConfigError, DEFAULT_MAX_QUEUED, DEFAULT_MAX_USES, ENV_PREFIX, ENV_VARS,
     EntryConfig, HostConfig, InstanceMode, LimitsConfig, LinkConfig, MAX_INVOCATION_TIMEOUT, NatsConfig,
@@ -33,5 +38,6 @@ pub use self::dispatch::Dispatcher;
 pub use self::metrics::{ComponentGauges, HostGauges, MetricsSnapshot, TargetMetrics, TransportMetrics};
 pub use self::routing::{CallContext, DEFAULT_LINK_NAME, LINK_NAME_HEADER, SOURCE_ID_HEADER};
 pub use self::server::ComponentServer;
+#[cfg(feature = "wasmtime")]
 pub(crate) use self::streams::StreamTimer;
 pub use self::streams::{AnyIncoming, AnyOutgoing, Buffered, CallIncoming, CallOutgoing, ServeOutgoing};

@@ -196,6 +196,12 @@ impl NatsLink {
             idle: self.idle.clone(),
         })
     }
+
+    /// Clients for `prefix` given back and not lent again (resting or rested).
+    #[cfg(test)]
+    pub(crate) fn idle_clients(&self, prefix: &str) -> usize {
+        lock(&self.idle).get(prefix).map_or(0, VecDeque::len)
+    }
 }
 
 /// How long a caller's wRPC client rests after its call before another call may take
@@ -498,11 +504,6 @@ impl Auth {
     }
 }
 
-/// The real `nats-server` of the integration tests, for the unit tests here.
-#[cfg(test)]
-#[path = "../../tests/common/nats.rs"]
-mod test_server;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,12 +541,12 @@ mod tests {
     /// run); then the same client is lent again rather than a new one built.
     #[tokio::test]
     async fn a_lent_client_rests_before_it_is_lent_again() {
-        let server = super::test_server::NatsServer::start();
+        let server = crate::host::test_nats::NatsServer::start();
         let link = NatsLink::connect(&server.url(), &NatsConfig::default())
             .await
             .unwrap();
         let prefix: Arc<str> = "default.target".into();
-        let idle = || lock(&link.idle).get(&prefix).map_or(0, VecDeque::len);
+        let idle = || link.idle_clients(&prefix);
 
         let first = link.lease(&prefix).await.unwrap();
         let second = link.lease(&prefix).await.unwrap(); // the first is lent: a new one
