@@ -3,6 +3,8 @@
 #![cfg(feature = "wasmtime")]
 
 mod common;
+#[path = "common/ring.rs"]
+mod ring_helpers;
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use wrpc_transport::InvokeExt as _;
 
 use common::host::{TestHost, config, wasm};
 use common::nats::NatsServer;
+use ring_helpers::within_for;
 
 const GREETER: &str = "wrpc-ring:examples/greeter";
 const STAGE: &str = "wrpc-ring:examples/stage";
@@ -328,17 +331,16 @@ async fn a_caller_that_stops_sending_its_parameters_does_not_hold_the_instance()
             ),
         };
         let in_use = || dispatcher.gauges().components[0].instances_in_use;
-        let wait_for = |n: usize, what: &'static str| async move {
-            for _ in 0..3000 {
-                if in_use() == n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        let wait_for = |n: usize, what: &str| {
+            let what = format!("{kind}, fast path {fast_path}: {what}");
+            async move {
+                within_for(Duration::from_secs(30), &what, async {
+                    while in_use() != n {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
             }
-            panic!(
-                "{kind}, fast path {fast_path}: after 30 s, {what} (instances in use: {})",
-                in_use()
-            );
         };
         wait_for(1, "the stalled call was never taken up").await;
         wait_for(0, "the stalled call still holds greeter's only instance").await;
@@ -359,9 +361,8 @@ async fn a_caller_that_stops_sending_its_parameters_does_not_hold_the_instance()
                 _ => host.call(GREETER, "greet", ("world".to_string(),)).await,
             }
         };
-        let Ok(result) = tokio::time::timeout(Duration::from_secs(30), call).await else {
-            panic!("{kind}, fast path {fast_path}: the next call still waits after 30 s");
-        };
+        let what = format!("{kind}, fast path {fast_path}: the next call");
+        let result = within_for(Duration::from_secs(30), &what, call).await;
         assert_eq!(
             result.unwrap().0,
             "Hello, world!",

@@ -538,12 +538,10 @@ impl Component {
             Some(shape) => {
                 let call = self.call_fast(export, shape, &mut incoming, &mut outgoing);
                 let call = pin!(AssertUnwindSafe(call).catch_unwind());
-                match within_limit(call, at).await {
-                    Some(Ok(Ok(()))) => return,
-                    Some(Ok(Err(err))) => format!("{err}"),
-                    Some(Err(panic)) => self.panicked(export, &*panic),
-                    None => self.waited_too_long(export, limit),
-                }
+                let Some(reason) = self.failure(export, limit, within_limit(call, at).await) else {
+                    return;
+                };
+                reason
             }
             None => {
                 // `wrpc_runtime_wasmtime::call` drops the results writer before this
@@ -557,12 +555,10 @@ impl Component {
                     // finish parks in `slot` only then.
                     let call =
                         pin!(AssertUnwindSafe(self.call_val(export, incoming, guarded)).catch_unwind());
-                    match within_limit(call, at).await {
-                        Some(Ok(Ok(()))) => return,
-                        Some(Ok(Err(err))) => format!("{err}"),
-                        Some(Err(panic)) => self.panicked(export, &*panic),
-                        None => self.waited_too_long(export, limit),
-                    }
+                    let Some(reason) = self.failure(export, limit, within_limit(call, at).await) else {
+                        return;
+                    };
+                    reason
                 };
                 match slot.take() {
                     Some(parked) => outgoing = parked,
@@ -578,12 +574,24 @@ impl Component {
         outgoing.abort(reason);
     }
 
-    fn waited_too_long(&self, export: &Export, limit: std::time::Duration) -> String {
-        format!(
-            "call of `{export:?}` on component `{}` timed out after {limit:?} (limits.invocation_timeout) \
-             while it waited: for its caller's parameters, for its caller to read the results, or in an import",
-            self.id
-        )
+    /// Why a served call failed, from how it ended ([`within_limit`]'s output, with its
+    /// panics caught); `None` if it succeeded.
+    fn failure(
+        &self,
+        export: &Export,
+        limit: std::time::Duration,
+        ended: Option<std::thread::Result<anyhow::Result<()>>>,
+    ) -> Option<String> {
+        match ended {
+            Some(Ok(Ok(()))) => None,
+            Some(Ok(Err(err))) => Some(format!("{err}")),
+            Some(Err(panic)) => Some(self.panicked(export, &*panic)),
+            None => Some(format!(
+                "call of `{export:?}` on component `{}` timed out after {limit:?} (limits.invocation_timeout) \
+                 while it waited: for its caller's parameters, for its caller to read the results, or in an import",
+                self.id
+            )),
+        }
     }
 
     fn panicked(&self, export: &Export, panic: &(dyn std::any::Any + Send)) -> String {
