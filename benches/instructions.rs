@@ -20,7 +20,8 @@
 //! - `ring_rtt_64b`: [`wrpc_ring::duplex`] ping-pong: the client writes 64 bytes
 //!   (`write_all`), an echo task reads them (`read_exact`) and writes them back, the
 //!   client reads them. The path of `rtt_64B_current_thread/ring_duplex` in
-//!   `benches/pipe.rs`.
+//!   `benches/pipe.rs`. `tokio_rtt_64b` is the same over `tokio::io::duplex`, its
+//!   baseline (optimized profile only).
 //! - `ring_call`: one [`Ring`] call through wRPC's typed helpers: `invoke_values` of
 //!   `echo("ping") -> string` and a `serve_values` handler answering with its argument,
 //!   on an unprefixed `Ring` over a warm 64 KiB pool.
@@ -135,18 +136,33 @@ fn on_task<T: Send + 'static>(rt: &Runtime, rounds: impl Future<Output = T> + Se
 
 // ----- ring_rtt_64b -----
 
-/// A client end and an echo task on the other end of a [`wrpc_ring::duplex`].
-struct PingPong {
+/// A client end and an echo task on the other end of a [`wrpc_ring::duplex`] (or, for
+/// `tokio_rtt_64b`, of a [`tokio::io::duplex`] of the same capacity).
+struct PingPong<S> {
     /// `None` only while a run has it.
-    client: Option<RingStream>,
+    client: Option<S>,
     _echo: JoinHandle<()>,
     rt: Runtime,
 }
 
-impl PingPong {
+impl PingPong<RingStream> {
     fn new() -> Self {
+        Self::over(wrpc_ring::duplex(CAPACITY))
+    }
+}
+
+impl PingPong<tokio::io::DuplexStream> {
+    fn tokio() -> Self {
+        Self::over(tokio::io::duplex(CAPACITY))
+    }
+}
+
+impl<S> PingPong<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn over((client, mut server): (S, S)) -> Self {
         let rt = current_thread(false);
-        let (client, mut server) = wrpc_ring::duplex(CAPACITY);
         let echo = rt.spawn(async move {
             let mut message = [0; MESSAGE];
             while server.read_exact(&mut message).await.is_ok() {
@@ -182,7 +198,17 @@ impl PingPong {
 
 #[library_benchmark]
 #[bench::duplex(setup = PingPong::new)]
-fn ring_rtt_64b(mut ping_pong: PingPong) -> PingPong {
+fn ring_rtt_64b(mut ping_pong: PingPong<RingStream>) -> PingPong<RingStream> {
+    ping_pong.run(ROUND_TRIPS);
+    ping_pong
+}
+
+// The same ping-pong over `tokio::io::duplex`: the baseline of the ring's round trip
+// (issue 9's target is ≤ 0.95× of it). Not one of the CI cases. (gungraun allows no doc
+// comment on a benchmark function.)
+#[library_benchmark]
+#[bench::duplex(setup = PingPong::tokio)]
+fn tokio_rtt_64b(mut ping_pong: PingPong<tokio::io::DuplexStream>) -> PingPong<tokio::io::DuplexStream> {
     ping_pong.run(ROUND_TRIPS);
     ping_pong
 }
@@ -388,7 +414,7 @@ fn greeter_call(mut greeter: Greeter) -> Greeter {
 library_benchmark_group!(
     name = instructions,
     config = config(),
-    benchmarks = [ring_rtt_64b, ring_call, greeter_call]
+    benchmarks = [ring_rtt_64b, tokio_rtt_64b, ring_call, greeter_call]
 );
 
 main!(library_benchmark_groups = instructions);

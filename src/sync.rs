@@ -1,6 +1,6 @@
 //! The synchronization facade of the ring core and the pool: the code loom checks.
 //!
-//! Every atomic, `Arc`, `Mutex`, `UnsafeCell` and waker cell in `ring/` and `pool.rs`
+//! Every atomic, `Arc`, `Mutex` and `UnsafeCell` in `ring/` and `pool.rs`
 //! comes from here. Under `--cfg loom` they are swapped for [loom]'s instrumented
 //! versions, so the same wake, close and recycle code runs inside loom's model checker
 //! (see `loom-tests/` and `docs/loom.md`). The ring storage itself is switched in
@@ -50,43 +50,36 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A cell holding the waker of the one task that may be parked on one side of a ring.
-///
-/// A thin wrapper so both backends offer the same three calls. Normally it is
-/// [`atomic_waker::AtomicWaker`], whose `register` clones the waker only when the stored
-/// one would not wake the same task (`!will_wake`); under loom it is loom's model of the
-/// same type.
-#[derive(Debug, Default)]
-pub(crate) struct AtomicWaker {
-    #[cfg(not(loom))]
-    inner: atomic_waker::AtomicWaker,
+/// Says that this thread cannot go on until another one has made progress, and will
+/// poll again. Under loom this is `yield_now`, without which a model with such a retry
+/// never ends (loom would explore the retry forever); otherwise it does nothing.
+#[inline(always)]
+pub(crate) fn retry_later() {
     #[cfg(loom)]
-    inner: loom::future::AtomicWaker,
+    loom::thread::yield_now();
 }
 
-impl AtomicWaker {
-    pub(crate) fn new() -> Self {
-        Self::default()
+/// `std`'s `UnsafeCell` with loom's access API (`with`, `with_mut`), so the ring core
+/// writes each access once and loom checks it under `--cfg loom`.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
     }
 
-    /// Stores `waker` as the one to wake.
-    pub(crate) fn register(&self, waker: &std::task::Waker) {
-        #[cfg(not(loom))]
-        self.inner.register(waker);
-        #[cfg(loom)]
-        self.inner.register_by_ref(waker);
+    /// Calls `f` with a pointer for reading.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
     }
 
-    /// Wakes and forgets the stored waker, if any.
-    pub(crate) fn wake(&self) {
-        self.inner.wake();
-    }
-
-    /// Forgets the stored waker without waking it.
-    pub(crate) fn take(&self) -> Option<std::task::Waker> {
-        #[cfg(not(loom))]
-        return self.inner.take();
-        #[cfg(loom)]
-        return self.inner.take_waker();
+    /// Calls `f` with a pointer for writing.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
     }
 }

@@ -15,12 +15,16 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// The medians of a paired measurement: A's and B's times per unit, and of A ÷ B.
+/// The medians of a paired measurement: A's and B's times per unit, and of A ÷ B; and
+/// each side's fastest round. Interference on a shared machine only ever adds time, so
+/// `a_best / b_best` is the steadiest ratio when the rounds are many and short.
 #[derive(Debug, Clone, Copy)]
 pub struct Paired {
     pub a: f64,
     pub b: f64,
     pub ratio: f64,
+    pub a_best: f64,
+    pub b_best: f64,
 }
 
 /// `rounds` rounds of one batch of `a` and one of `b`, A first in even rounds and B first
@@ -39,7 +43,10 @@ pub fn alternate(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() 
         pb.push(tb);
         ratios.push(ta / tb);
     }
+    let best = |values: &[f64]| values.iter().copied().fold(f64::INFINITY, f64::min);
     Paired {
+        a_best: best(&pa),
+        b_best: best(&pb),
         a: median(&mut pa),
         b: median(&mut pb),
         ratio: median(&mut ratios),

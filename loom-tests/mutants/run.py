@@ -27,21 +27,21 @@ MUTANTS = {
     "a_no_recheck_reader": (
         "reader returns Pending right after registering, without re-checking",
         [("src/ring/reader.rs",
-          "        close = shared.reader_wait(cx.waker());\n",
-          "        close = shared.reader_wait(cx.waker());\n"
+          "        close = shared.reader_wait(cx.waker(), waits);\n",
+          "        close = shared.reader_wait(cx.waker(), waits);\n"
           "        return Poll::Pending; // MUTANT: no re-check\n")]),
     "b_wake_reader_load_first": (
         "wake_reader looks for a waiter with a plain load before clearing (no RMW ordering)",
         [("src/ring/shared.rs",
-          "        if self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0 {\n",
-          "        if self.state.load(Ordering::Relaxed) & READER_WAITING != 0 // MUTANT\n"
-          "            && self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0\n"
-          "        {\n")]),
-    "b2_reader_wait_relaxed": (
-        "reader_wait announces with a Relaxed RMW: no synchronization with the publisher",
-        [("src/ring/shared.rs",
-          "        CloseBits(self.state.fetch_or(READER_WAITING, Ordering::AcqRel))\n",
-          "        CloseBits(self.state.fetch_or(READER_WAITING, Ordering::Relaxed)) // MUTANT\n")]),
+          "        self.reader.claim_and_wake(&self.state, READER_WAITING);\n    }\n\n    /// The reader is gone",
+          "        if self.state.load(Ordering::Relaxed) & READER_WAITING != 0 { // MUTANT\n"
+          "            self.reader.claim_and_wake(&self.state, READER_WAITING);\n        }\n"
+          "    }\n\n    /// The reader is gone")]),
+    "b2_announce_relaxed": (
+        "a side announces with a Relaxed RMW: the cell is not published to the claimer",
+        [("src/ring/wait.rs",
+          "        let word = state.fetch_or(bit, Ordering::AcqRel);\n",
+          "        let word = state.fetch_or(bit, Ordering::Relaxed); // MUTANT\n")]),
     "c1_close_relaxed": (
         "clean close sets its bit with a Relaxed RMW (not a bug: see docs/loom.md)",
         [("src/ring/shared.rs",
@@ -52,9 +52,9 @@ MUTANTS = {
         [("src/ring/shared.rs",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::Relaxed); // MUTANT"),
-         ("src/ring/shared.rs",
-          "        if self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0 {\n",
-          "        if self.state.fetch_and(!READER_WAITING, Ordering::Relaxed) & READER_WAITING != 0 { // MUTANT\n")]),
+         ("src/ring/wait.rs",
+          "        if state.fetch_and(!bit, Ordering::AcqRel) & bit != 0 {\n            self.wake_taken();",
+          "        if state.fetch_and(!bit, Ordering::Relaxed) & bit != 0 { // MUTANT\n            self.wake_taken();")]),
     "c1c_publish_after_close": (
         "writer publishes each write lazily, and sets the close/abort bit before publishing",
         [("src/ring/buffer.rs",
@@ -70,12 +70,12 @@ MUTANTS = {
           "        if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n"
           "        if bufs.iter().all(|buf| buf.is_empty()) {\n"),
          ("src/ring/writer.rs",
-          "            self.closed = true;\n            self.shared.close_writer();\n",
-          "            self.closed = true;\n            self.shared.close_writer();\n"
+          "            self.closed = true;\n            self.shared.close_writer(&mut self.waits);\n",
+          "            self.closed = true;\n            self.shared.close_writer(&mut self.waits);\n"
           "            if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n"),
          ("src/ring/writer.rs",
-          "            self.closed = true;\n            self.shared.abort_writer(reason.into());\n",
-          "            self.closed = true;\n            self.shared.abort_writer(reason.into());\n"
+          "            self.closed = true;\n            self.shared.abort_writer(reason.into(), &mut self.waits);\n",
+          "            self.closed = true;\n            self.shared.abort_writer(reason.into(), &mut self.waits);\n"
           "            if let Some(p) = self.producer.get_mut() { p.publish(); } // MUTANT\n")]),
     "c2_ring_before_close_state": (
         "reader looks at the ring before loading the close state",
@@ -96,7 +96,8 @@ MUTANTS = {
     "d_reader_drop_no_wake": (
         "dropping the reader does not wake the writer",
         [("src/ring/shared.rs",
-          "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n        self.writer.wake();\n",
+          "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n"
+          "        self.writer.claim_and_wake(&self.state, WRITER_WAITING);\n",
           "        self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);\n        // MUTANT: no wake\n")]),
     "e_recycle_no_clear": (
         "a ring handed back is not emptied",
@@ -125,10 +126,10 @@ MUTANTS = {
     "h_wake_writer_load_first": (
         "wake_writer looks for a waiter with a plain load before clearing (no RMW ordering)",
         [("src/ring/shared.rs",
-          "        if self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0 {\n",
-          "        if self.state.load(Ordering::Relaxed) & WRITER_WAITING != 0 // MUTANT\n"
-          "            && self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0\n"
-          "        {\n")]),
+          "        self.writer.claim_and_wake(&self.state, WRITER_WAITING);\n    }\n\n    /// Ends the stream cleanly",
+          "        if self.state.load(Ordering::Relaxed) & WRITER_WAITING != 0 { // MUTANT\n"
+          "            self.writer.claim_and_wake(&self.state, WRITER_WAITING);\n        }\n"
+          "    }\n\n    /// Ends the stream cleanly")]),
     "i_abort_bit_before_reason": (
         "abort sets its bit before storing the reason",
         [("src/ring/shared.rs",
@@ -139,7 +140,8 @@ MUTANTS = {
     "j_close_no_wake": (
         "a clean close does not wake the reader",
         [("src/ring/shared.rs",
-          "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);\n        self.reader.wake();\n",
+          "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);\n"
+          "        self.reader.claim_and_wake(&self.state, READER_WAITING);\n",
           "        self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);\n        // MUTANT: no wake\n")]),
     "k_tail_relaxed": (
         "the ring publishes written bytes with a Relaxed tail store",
@@ -150,9 +152,10 @@ MUTANTS = {
           "                self.storage.tail.store(self.tail, Ordering::Relaxed); // MUTANT")]),
     "n_reset_keeps_wakers": (
         "Shared::reset() keeps the stale wakers of the ring's previous user",
-        [("src/ring/shared.rs",
-          "        drop(self.reader.take());\n        drop(self.writer.take());\n",
-          "        // MUTANT: the wakers stay\n")]),
+        [("src/ring/wait.rs",
+          "        let old = self.waker.with_mut(|cell| unsafe { (*cell).take() });\n"
+          "        drop(old);\n        self.woken.store(0, Ordering::Relaxed);\n",
+          "        self.woken.store(0, Ordering::Relaxed); // MUTANT: the waker stays\n")]),
     "o_read_wakes_writer_only_if_full": (
         "poll_read wakes the writer only if the ring was full when the read began",
         [("src/ring/buffer.rs",
@@ -169,16 +172,46 @@ MUTANTS = {
     "p_reader_ignores_announce_close_bits": (
         "the reader's re-check uses the close bits of its first load, not the announcement's",
         [("src/ring/reader.rs",
-          "        close = shared.reader_wait(cx.waker());\n",
-          "        let _ = shared.reader_wait(cx.waker()); // MUTANT: close bits dropped\n")]),
+          "        close = shared.reader_wait(cx.waker(), waits);\n",
+          "        let _ = shared.reader_wait(cx.waker(), waits); // MUTANT: close bits dropped\n")]),
     "q_writer_ignores_announce_close_bits": (
         "the writer's re-check ignores READER_CLOSED in the announcement's result",
         [("src/ring/writer.rs",
-          "        if self.shared.writer_wait(cx.waker()) {\n",
-          "        if self.shared.writer_wait(cx.waker()) && false { // MUTANT\n")]),
+          "        if self.shared.writer_wait(cx.waker(), &mut self.waits) {\n",
+          "        if self.shared.writer_wait(cx.waker(), &mut self.waits) && false { // MUTANT\n")]),
+    "r_replace_ignores_woken": (
+        "a side replaces its waker without waiting for the claims' wakes to finish",
+        [("src/ring/wait.rs",
+          "        self.woken.load(Ordering::Acquire) == own.0\n",
+          "        let _ = self.woken.load(Ordering::Acquire) == own.0; // MUTANT\n        true\n")]),
+    "s_woken_before_wake": (
+        "the claimer says its wake finished before it reads the waker",
+        [("src/ring/wait.rs",
+          "        self.woken.store(woken.wrapping_add(1), Ordering::Release);\n",
+          "        // MUTANT: said before the wake\n"),
+         ("src/ring/wait.rs",
+          "    fn wake_taken(&self) {\n",
+          "    fn wake_taken(&self) {\n"
+          "        let n = self.woken.load(Ordering::Relaxed); // MUTANT\n"
+          "        self.woken.store(n.wrapping_add(1), Ordering::Release);\n")]),
+    "t_woken_relaxed": (
+        "the claimer's `woken` store is Relaxed: its read of the waker is not ordered before a replacement",
+        [("src/ring/wait.rs",
+          "        self.woken.store(woken.wrapping_add(1), Ordering::Release);\n",
+          "        self.woken.store(woken.wrapping_add(1), Ordering::Relaxed); // MUTANT\n")]),
+    "u_replace_without_retract": (
+        "a side replaces its waker without retracting its outstanding announcement",
+        [("src/ring/wait.rs",
+          "        if state.fetch_and(!bit, Ordering::AcqRel) & bit != 0 {\n            own.0 = own.0.wrapping_sub(1);\n        }\n",
+          "        // MUTANT: no retraction\n")]),
+    "v_merged_announcement_counted": (
+        "an announcement that finds the bit already set is counted as a new one",
+        [("src/ring/wait.rs",
+          "        if word & bit == 0 {\n            // A new announcement",
+          "        if true {\n            // MUTANT A new announcement")]),
 }
 
-TEST_FILES = ["wake", "close", "pool"]
+TEST_FILES = ["wake", "close", "pool", "waker"]
 
 
 def copy_crate(dst):

@@ -7,6 +7,7 @@ mod reader;
 mod recycle;
 mod shared;
 mod stream;
+mod wait;
 mod write_buf;
 mod writer;
 

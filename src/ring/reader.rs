@@ -12,6 +12,7 @@ use super::buffer::Consumer;
 use super::coop;
 use super::recycle::{self, Half};
 use super::shared::{Shared, WriterEnd};
+use super::wait::Announcements;
 use crate::sync::Arc;
 
 /// The reading half of a ring, created by [`pipe`](crate::pipe),
@@ -62,6 +63,8 @@ pub struct RingReader {
     shared: Arc<Shared>,
     /// `None` only while dropping; see `RingWriter::producer` for the `SyncWrapper`.
     consumer: SyncWrapper<Option<Consumer>>,
+    /// This half's side of the wait protocol (see `wait`).
+    waits: Announcements,
     capacity: usize,
 }
 
@@ -70,6 +73,7 @@ impl RingReader {
         Self {
             shared,
             consumer: SyncWrapper::new(Some(consumer)),
+            waits: Announcements::default(),
             capacity,
         }
     }
@@ -97,9 +101,14 @@ impl RingReader {
 /// goes on to [`poll_wait`]. Every `Ready` spends one unit of the task's cooperative
 /// budget; a `Pending` spends none.
 #[inline(always)]
-fn poll_data(shared: &Shared, consumer: &Consumer, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+fn poll_data(
+    shared: &Shared,
+    consumer: &Consumer,
+    waits: &mut Announcements,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<bool>> {
     if !consumer.has_readable() {
-        match ready!(poll_wait(shared, consumer, cx)) {
+        match ready!(poll_wait(shared, consumer, waits, cx)) {
             WriterEnd::Open => {}
             end => return poll_end(shared, cx, end),
         }
@@ -116,11 +125,16 @@ fn poll_data(shared: &Shared, consumer: &Consumer, cx: &mut Context<'_>) -> Poll
 /// close word, so a close seen here was set after the writer's last bytes were
 /// published, and the re-check sees them all.
 #[inline(always)]
-fn poll_wait(shared: &Shared, consumer: &Consumer, cx: &mut Context<'_>) -> Poll<WriterEnd> {
+fn poll_wait(
+    shared: &Shared,
+    consumer: &Consumer,
+    waits: &mut Announcements,
+    cx: &mut Context<'_>,
+) -> Poll<WriterEnd> {
     let mut close = shared.close_bits();
     if close.is_open() {
         // Announce only while the stream is open: an ended stream registers no waker.
-        close = shared.reader_wait(cx.waker());
+        close = shared.reader_wait(cx.waker(), waits);
     }
     // The re-check after the announcement (the lost-wake-up guard): a fresh load of
     // the producer's position, since the cached one was just seen empty.
@@ -153,7 +167,7 @@ impl AsyncRead for RingReader {
         let Some(consumer) = this.consumer.get_mut() else {
             return Poll::Ready(Ok(()));
         };
-        if !ready!(poll_data(&this.shared, consumer, cx))? {
+        if !ready!(poll_data(&this.shared, consumer, &mut this.waits, cx))? {
             return Poll::Ready(Ok(()));
         }
         // One pass: both regions when the bytes wrap, one release of the head.
@@ -171,7 +185,7 @@ impl AsyncBufRead for RingReader {
         let Some(consumer) = this.consumer.get_mut() else {
             return Poll::Ready(Ok(&[]));
         };
-        if !ready!(poll_data(&this.shared, consumer, cx))? {
+        if !ready!(poll_data(&this.shared, consumer, &mut this.waits, cx))? {
             return Poll::Ready(Ok(&[]));
         }
         Poll::Ready(Ok(consumer.read_buf()))
@@ -184,7 +198,7 @@ impl AsyncBufRead for RingReader {
 
 impl Drop for RingReader {
     fn drop(&mut self) {
-        self.shared.close_reader();
+        self.shared.close_reader(&mut self.waits);
         if let Some(consumer) = self.consumer.get_mut().take() {
             recycle::release(&self.shared, Half::Consumer(consumer));
         }

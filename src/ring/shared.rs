@@ -8,7 +8,8 @@
 //!
 //! A side that finds nothing to do (reader: ring empty; writer: ring full) and the stream
 //! open:
-//! 1. registers its waker in its [`AtomicWaker`],
+//! 1. makes sure its [`WaitCell`] holds its task's waker (a waker stays there between
+//!    waits, so this is a `will_wake` test on every wait but the first),
 //! 2. sets its `*_WAITING` bit with an `AcqRel` read-modify-write of the word, which
 //!    also returns the close bits as of that moment,
 //! 3. re-checks the ring (`Acquire`), takes the close bits from (2), and only then
@@ -16,7 +17,8 @@
 //!
 //! The other side, after publishing (writer: tail; reader: head, both `Release`),
 //! clears the peer's `*_WAITING` bit with an `AcqRel` read-modify-write of the same
-//! word, and wakes the peer if the bit was set. Read-modify-writes of one location are
+//! word, and wakes the peer (`wake_by_ref` on the waker in its cell) if the bit was set.
+//! The same bit says who may touch the cell: see `wait` for that half of the protocol. Read-modify-writes of one location are
 //! totally ordered, which gives the lost-wake-up guard without any fence:
 //! - if the announcement (2) comes first, the publisher's clear sees the bit and wakes;
 //! - if the clear comes first, the announcement reads the value it wrote (release
@@ -24,9 +26,11 @@
 //!   the publication happens before the re-check (3), which therefore sees the data.
 //!
 //! That costs one locked instruction per write or read and no `mfence`, the wake only
-//! when the peer announced it may be parked (so steady streaming pays no wake and no
-//! waker clone per write). Closing sets a close bit and wakes the peer unconditionally:
-//! closes are rare.
+//! when the peer announced it may be parked (so steady streaming pays no wake per
+//! write), and no waker clone at all once a side has waited once. Closing sets a close
+//! bit, then claims the peer's announcement like a publication does: a peer that
+//! announced before the close is woken, and one that announces after it reads the close
+//! bit from its announcement and does not park.
 //!
 //! A close never overtakes data: the writer publishes its last bytes before it sets
 //! `WRITER_CLOSED`/`WRITER_ABORTED` (`SeqCst`, which includes `Release`), and the
@@ -45,8 +49,9 @@ use std::task::Waker;
 use crossbeam_utils::CachePadded;
 
 use super::recycle::Parts;
+use super::wait::{Announcements, WaitCell};
 use crate::error::Aborted;
-use crate::sync::{AtomicUsize, AtomicWaker, Mutex, Ordering, lock};
+use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 
 /// The writer closed its end cleanly (shutdown or drop).
 const WRITER_CLOSED: usize = 1 << 0;
@@ -97,8 +102,8 @@ impl CloseBits {
 /// Shared by a [`RingWriter`](crate::RingWriter) and its [`RingReader`](crate::RingReader).
 pub(crate) struct Shared {
     state: CachePadded<AtomicUsize>,
-    reader: AtomicWaker,
-    writer: AtomicWaker,
+    reader: WaitCell,
+    writer: WaitCell,
     abort_reason: Mutex<Option<Cow<'static, str>>>,
     /// Off the data path: touched when a half is dropped and when the ring is leased
     /// (see `recycle`).
@@ -109,8 +114,8 @@ impl Shared {
     pub(crate) fn new() -> Self {
         Self {
             state: CachePadded::new(AtomicUsize::new(0)),
-            reader: AtomicWaker::new(),
-            writer: AtomicWaker::new(),
+            reader: WaitCell::new(),
+            writer: WaitCell::new(),
             abort_reason: Mutex::new(None),
             parts: Mutex::new(Parts::default()),
         }
@@ -135,22 +140,21 @@ impl Shared {
     /// reads the word (`Acquire`), so it serves as the re-check's load of the close bits,
     /// and the ring is to be looked at after it.
     #[inline]
-    pub(crate) fn reader_wait(&self, waker: &Waker) -> CloseBits {
-        self.reader.register(waker);
-        CloseBits(self.state.fetch_or(READER_WAITING, Ordering::AcqRel))
+    pub(crate) fn reader_wait(&self, waker: &Waker, own: &mut Announcements) -> CloseBits {
+        CloseBits(self.reader.announce(&self.state, READER_WAITING, own, waker))
     }
 
     /// After the writer published bytes: wake the reader if it may be waiting.
+    #[inline]
     pub(crate) fn wake_reader(&self) {
-        if self.state.fetch_and(!READER_WAITING, Ordering::AcqRel) & READER_WAITING != 0 {
-            self.reader.wake();
-        }
+        self.reader.claim_and_wake(&self.state, READER_WAITING);
     }
 
     /// The reader is gone: later writes fail, a pending writer is woken.
-    pub(crate) fn close_reader(&self) {
+    pub(crate) fn close_reader(&self, own: &mut Announcements) {
+        self.reader.forget(&self.state, READER_WAITING, own);
         self.state.fetch_or(READER_CLOSED, Ordering::SeqCst);
-        self.writer.wake();
+        self.writer.claim_and_wake(&self.state, WRITER_WAITING);
     }
 
     /// The error a reader returns after an abort, carrying the reason.
@@ -172,32 +176,32 @@ impl Shared {
     ///
     /// Returns whether the reader is gone as of the announcement: the read-modify-write
     /// reads the word (`Acquire`), so it serves as the re-check's load of the close bits.
-    pub(crate) fn writer_wait(&self, waker: &Waker) -> bool {
-        self.writer.register(waker);
-        self.state.fetch_or(WRITER_WAITING, Ordering::AcqRel) & READER_CLOSED != 0
+    pub(crate) fn writer_wait(&self, waker: &Waker, own: &mut Announcements) -> bool {
+        self.writer.announce(&self.state, WRITER_WAITING, own, waker) & READER_CLOSED != 0
     }
 
     /// After the reader released space: wake the writer if it may be waiting.
+    #[inline]
     pub(crate) fn wake_writer(&self) {
-        if self.state.fetch_and(!WRITER_WAITING, Ordering::AcqRel) & WRITER_WAITING != 0 {
-            self.writer.wake();
-        }
+        self.writer.claim_and_wake(&self.state, WRITER_WAITING);
     }
 
     /// Ends the stream cleanly; the reader drains, then sees EOF.
-    pub(crate) fn close_writer(&self) {
+    pub(crate) fn close_writer(&self, own: &mut Announcements) {
+        self.writer.forget(&self.state, WRITER_WAITING, own);
         self.state.fetch_or(WRITER_CLOSED, Ordering::SeqCst);
-        self.reader.wake();
+        self.reader.claim_and_wake(&self.state, READER_WAITING);
     }
 
     /// Ends the stream with an error carrying `reason`, seen by the reader after it has
     /// drained the bytes written before.
-    pub(crate) fn abort_writer(&self, reason: Cow<'static, str>) {
+    pub(crate) fn abort_writer(&self, reason: Cow<'static, str>, own: &mut Announcements) {
+        self.writer.forget(&self.state, WRITER_WAITING, own);
         // The reason is stored before the bit is set, and the reader takes the lock
         // after it saw the bit, so the reader always finds it.
         *lock(&self.abort_reason) = Some(reason);
         self.state.fetch_or(WRITER_ABORTED, Ordering::SeqCst);
-        self.reader.wake();
+        self.reader.claim_and_wake(&self.state, READER_WAITING);
     }
 
     // ----- recycling -----
@@ -208,8 +212,8 @@ impl Shared {
         self.state.store(0, Ordering::Relaxed);
         *lock(&self.abort_reason) = None;
         // Drop stale wakers so a recycled ring keeps no task alive.
-        drop(self.reader.take());
-        drop(self.writer.take());
+        self.reader.reset();
+        self.writer.reset();
     }
 }
 

@@ -465,6 +465,153 @@ fn debug_shows_the_waiting_bits() {
     assert!(format!("{r:?}").contains("writer_aborted: true"));
 }
 
+/// A waker that counts its wakes; `Arc::strong_count` of it counts the clones alive.
+/// `on_wake` runs inside every wake (the tests use it to hold a wake in progress).
+struct Counted {
+    wakes: std::sync::atomic::AtomicUsize,
+    on_wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Counted {
+    fn new() -> std::sync::Arc<Self> {
+        Self::with(|| {})
+    }
+
+    fn with(on_wake: impl Fn() + Send + Sync + 'static) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            wakes: std::sync::atomic::AtomicUsize::new(0),
+            on_wake: Box::new(on_wake),
+        })
+    }
+
+    fn wakes(&self) -> usize {
+        self.wakes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl std::task::Wake for Counted {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        (self.on_wake)();
+        self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn poll_read_once(r: &mut crate::RingReader, waker: &std::sync::Arc<Counted>) -> Poll<io::Result<()>> {
+    let waker = std::task::Waker::from(waker.clone());
+    let mut buf = [0; 1];
+    Pin::new(r).poll_read(&mut Context::from_waker(&waker), &mut ReadBuf::new(&mut buf))
+}
+
+fn poll_write_once(w: &mut crate::RingWriter, waker: &std::sync::Arc<Counted>) -> Poll<io::Result<usize>> {
+    let waker = std::task::Waker::from(waker.clone());
+    Pin::new(w).poll_write(&mut Context::from_waker(&waker), b"z")
+}
+
+/// A side keeps one clone of its waker between waits (no clone per wait), and drops it
+/// when the half goes.
+#[test]
+fn a_waiting_reader_keeps_one_waker_between_waits() {
+    let (mut w, mut r) = pipe(4);
+    let task = Counted::new();
+    for round in 1..=3 {
+        assert!(poll_read_once(&mut r, &task).is_pending());
+        assert_eq!(
+            std::sync::Arc::strong_count(&task),
+            2,
+            "round {round}: one clone in the cell"
+        );
+        assert!(poll_write_once(&mut w, &task).is_ready());
+        assert_eq!(
+            task.wakes(),
+            round,
+            "round {round}: the write woke the reader once"
+        );
+        assert!(matches!(poll_read_once(&mut r, &task), Poll::Ready(Ok(()))));
+    }
+    drop(r);
+    assert_eq!(
+        std::sync::Arc::strong_count(&task),
+        1,
+        "the dropped reader forgot its waker"
+    );
+    drop(w);
+}
+
+/// A half polled by another task than before is woken through the new task's waker,
+/// and the old task is neither woken nor kept alive.
+#[test]
+fn a_half_moved_to_another_task_is_woken_through_its_new_waker() {
+    let (mut w, mut r) = pipe(1);
+    let (old, new) = (Counted::new(), Counted::new());
+    assert!(poll_read_once(&mut r, &old).is_pending());
+    assert!(poll_read_once(&mut r, &new).is_pending());
+    assert_eq!(std::sync::Arc::strong_count(&old), 1, "the old waker was dropped");
+    assert!(poll_write_once(&mut w, &old).is_ready());
+    assert_eq!((old.wakes(), new.wakes()), (0, 1));
+
+    // The writer's side: wait for space on the full ring, then move.
+    let (old, new) = (Counted::new(), Counted::new());
+    assert!(poll_write_once(&mut w, &old).is_pending());
+    assert!(poll_write_once(&mut w, &new).is_pending());
+    assert_eq!(std::sync::Arc::strong_count(&old), 1, "the old waker was dropped");
+    assert!(matches!(poll_read_once(&mut r, &old), Poll::Ready(Ok(()))));
+    assert_eq!((old.wakes(), new.wakes()), (0, 1));
+}
+
+/// A half that moves to another task while the peer is still inside a wake of its old
+/// waker must not overwrite that waker under the peer: it wakes its new task at once
+/// instead (so it is polled again), and takes the cell on a later poll.
+#[test]
+fn a_waker_being_woken_is_not_replaced_under_the_peer() {
+    let (mut w, mut r) = pipe(4);
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let old = Counted::with(move || {
+        entered_tx.send(()).unwrap();
+        // Holds the wake (and so the peer's read of the cell) until the test says so.
+        release_rx.lock().unwrap().recv().unwrap();
+    });
+    assert!(poll_read_once(&mut r, &old).is_pending());
+    let writer = thread::spawn(move || {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(Pin::new(&mut w).poll_write(&mut cx, b"a").is_ready()); // wakes `old`
+        w
+    });
+    within("the writer to start waking the reader's old waker", move || {
+        entered.recv().unwrap()
+    });
+
+    let new = Counted::new();
+    // The ring holds a byte: take it, then wait again with the new task's waker.
+    assert!(matches!(poll_read_once(&mut r, &new), Poll::Ready(Ok(()))));
+    assert!(poll_read_once(&mut r, &new).is_pending());
+    assert_eq!(
+        new.wakes(),
+        1,
+        "the new task was woken at once: the cell was busy"
+    );
+    assert_eq!(
+        std::sync::Arc::strong_count(&new),
+        1,
+        "and its waker was not stored"
+    );
+
+    release.send(()).unwrap();
+    let mut w = within("the writer to finish its wake", move || writer.join().unwrap());
+    assert_eq!(old.wakes(), 1);
+    // The peer is done with the cell: the next wait stores the new waker.
+    assert!(poll_read_once(&mut r, &new).is_pending());
+    assert_eq!(std::sync::Arc::strong_count(&new), 2);
+    assert_eq!(std::sync::Arc::strong_count(&old), 1);
+    assert!(poll_write_once(&mut w, &new).is_ready());
+    assert_eq!((old.wakes(), new.wakes()), (1, 2));
+}
+
 /// The layering rule: the pool plugs into the ring (`recycle::Recycle`), the ring never
 /// names the pool.
 #[test]
@@ -477,6 +624,7 @@ fn the_ring_core_does_not_name_the_pool() {
         ("recycle.rs", include_str!("recycle.rs")),
         ("shared.rs", include_str!("shared.rs")),
         ("stream.rs", include_str!("stream.rs")),
+        ("wait.rs", include_str!("wait.rs")),
         ("writer.rs", include_str!("writer.rs")),
     ];
     for (file, text) in sources {

@@ -13,6 +13,7 @@ use super::buffer::Producer;
 use super::coop;
 use super::recycle::{self, Half};
 use super::shared::Shared;
+use super::wait::Announcements;
 use super::write_buf::WriteBuf;
 use crate::sync::Arc;
 
@@ -74,6 +75,8 @@ pub struct RingWriter {
     producer: SyncWrapper<Option<Producer>>,
     /// This writer shut down or aborted.
     closed: bool,
+    /// This half's side of the wait protocol (see `wait`).
+    waits: Announcements,
     capacity: usize,
 }
 
@@ -88,6 +91,7 @@ impl RingWriter {
             shared,
             producer: SyncWrapper::new(Some(producer)),
             closed: false,
+            waits: Announcements::default(),
             capacity,
         }
     }
@@ -112,7 +116,7 @@ impl RingWriter {
     pub fn abort(&mut self, reason: impl Into<Cow<'static, str>>) {
         if !self.closed {
             self.closed = true;
-            self.shared.abort_writer(reason.into());
+            self.shared.abort_writer(reason.into(), &mut self.waits);
         }
     }
 
@@ -191,7 +195,7 @@ impl RingWriter {
     /// ring once (the lost-wake-up guard). The close bits of the re-check come from the
     /// announcement's read-modify-write.
     fn poll_wait_space(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.shared.writer_wait(cx.waker()) {
+        if self.shared.writer_wait(cx.waker(), &mut self.waits) {
             return Poll::Ready(Err(broken_pipe()));
         }
         match self.producer.get_mut() {
@@ -237,7 +241,7 @@ impl RingWriter {
     fn close(&mut self) {
         if !self.closed {
             self.closed = true;
-            self.shared.close_writer();
+            self.shared.close_writer(&mut self.waits);
         }
     }
 }
