@@ -204,6 +204,11 @@ MUTANTS = {
         [("src/ring/wait.rs",
           "        if state.fetch_and(!bit, Ordering::AcqRel) & bit != 0 {\n            own.0 = own.0.wrapping_sub(1);\n        }\n",
           "        // MUTANT: no retraction\n")]),
+    "w_wake_without_claim": (
+        "the peer reads the waker cell even when its claim found no announcement",
+        [("src/ring/wait.rs",
+          "        if state.fetch_and(!bit, Ordering::AcqRel) & bit != 0 {\n            self.wake_taken();",
+          "        if state.fetch_and(!bit, Ordering::AcqRel) & bit != 0 || true { // MUTANT\n            self.wake_taken();")]),
     "v_merged_announcement_counted": (
         "an announcement that finds the bit already set is counted as a new one",
         [("src/ring/wait.rs",
