@@ -10,9 +10,9 @@
 mod common;
 
 use std::pin::Pin;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 
-use common::{End, Via, model, read, read_to_end, try_read, write};
+use common::{End, Via, model, read, read_to_end, task, try_read, write};
 use loom::thread;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wrpc_ring::{PoolStats, RingPool};
@@ -135,14 +135,6 @@ fn concurrent_returns_respect_max_idle() {
     });
 }
 
-/// A task that counts its wakers: `Arc::strong_count` is 1 once no waker of it is left.
-/// A plain std `Arc`, outside the model: loom neither explores nor leak-checks it.
-struct Task;
-
-impl Wake for Task {
-    fn wake(self: std::sync::Arc<Self>) {}
-}
-
 /// Model 5e: a recycled ring keeps no waker of its previous user. On two threads, the
 /// writer writes one byte into a 1-byte ring, polls a second write once (it may park,
 /// leaving its waker) and is dropped; the reader polls one read once (it may park) and
@@ -157,8 +149,8 @@ fn recycled_ring_keeps_no_waker() {
     model(|| {
         let pool = RingPool::new(1, 1);
         let (mut writer, mut reader) = pool.acquire();
-        let writer_task = std::sync::Arc::new(Task);
-        let reader_task = std::sync::Arc::new(Task);
+        let writer_task = task();
+        let reader_task = task();
 
         let waker = Waker::from(writer_task.clone());
         let writing = thread::spawn(move || {

@@ -14,37 +14,12 @@
 mod common;
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
-use common::model;
+use common::{Task, model, task, wakes};
 use loom::thread;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wrpc_ring::{RingReader, RingWriter};
-
-/// A task that counts its wakes; `Arc::strong_count` counts its wakers alive. A plain std
-/// `Arc` outside the model (loom neither explores nor leak-checks it); it is read only
-/// after the threads that wake it have been joined.
-#[derive(Default)]
-struct Task(AtomicUsize);
-
-impl Wake for Task {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn task() -> std::sync::Arc<Task> {
-    std::sync::Arc::default()
-}
-
-fn wakes(task: &std::sync::Arc<Task>) -> usize {
-    task.0.load(Ordering::SeqCst)
-}
 
 fn poll_read(reader: &mut RingReader, task: &std::sync::Arc<Task>) -> Poll<Vec<u8>> {
     let waker = Waker::from(task.clone());
@@ -67,6 +42,38 @@ fn poll_write(writer: &mut RingWriter, task: &std::sync::Arc<Task>, byte: u8) ->
     }
 }
 
+/// After a `side` that waited with task `old` was polled with task `new` while nothing
+/// else ran: the cell was free, so `new`'s waker is stored (and not woken) and `old`'s
+/// is let go.
+fn assert_took_free_cell(side: &str, old: &std::sync::Arc<Task>, new: &std::sync::Arc<Task>) {
+    assert_eq!(
+        wakes(new),
+        0,
+        "a free cell was not taken at once: the {side} woke itself"
+    );
+    assert_eq!(
+        std::sync::Arc::strong_count(old),
+        1,
+        "the cell kept the old task's waker"
+    );
+    assert_eq!(
+        std::sync::Arc::strong_count(new),
+        2,
+        "the cell does not hold the new waker"
+    );
+}
+
+/// Once the ring is gone, no task may still be referenced.
+fn assert_released(tasks: &[(&str, &std::sync::Arc<Task>)]) {
+    for (name, task) in tasks {
+        assert_eq!(
+            std::sync::Arc::strong_count(task),
+            1,
+            "task {name} is still referenced"
+        );
+    }
+}
+
 /// Model 6a: the reader waits with task `a` (polled twice, so its second announcement
 /// merges with the first), moves to `b` (nothing else running: the cell is free, so `b`
 /// is stored at once and not woken, and `a` is let go), then moves to `c`
@@ -82,21 +89,7 @@ fn a_moved_reader_is_woken_through_its_new_waker() {
         // Polled again with nothing new: the second announcement merges with the first.
         assert!(poll_read(&mut reader, &a).is_pending());
         assert!(poll_read(&mut reader, &b).is_pending());
-        assert_eq!(
-            wakes(&b),
-            0,
-            "a free cell was not taken at once: the reader woke itself"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&a),
-            1,
-            "the cell kept the old task's waker"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&b),
-            2,
-            "the cell does not hold the new waker"
-        );
+        assert_took_free_cell("reader", &a, &b);
 
         let writing = thread::spawn(move || {
             assert_eq!(poll_write(&mut writer, &task(), b'x'), Poll::Ready(1));
@@ -116,13 +109,7 @@ fn a_moved_reader_is_woken_through_its_new_waker() {
         }
         assert_eq!(wakes(&a), 0, "the old task was woken after the reader moved");
         drop((writer, reader));
-        for (name, task) in [("a", &a), ("b", &b), ("c", &c)] {
-            assert_eq!(
-                std::sync::Arc::strong_count(task),
-                1,
-                "task {name} is still referenced"
-            );
-        }
+        assert_released(&[("a", &a), ("b", &b), ("c", &c)]);
     });
 }
 
@@ -137,21 +124,7 @@ fn a_moved_writer_is_woken_through_its_new_waker() {
         assert!(poll_write(&mut writer, &a, b'y').is_pending());
         assert!(poll_write(&mut writer, &a, b'y').is_pending());
         assert!(poll_write(&mut writer, &b, b'y').is_pending());
-        assert_eq!(
-            wakes(&b),
-            0,
-            "a free cell was not taken at once: the writer woke itself"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&a),
-            1,
-            "the cell kept the old task's waker"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&b),
-            2,
-            "the cell does not hold the new waker"
-        );
+        assert_took_free_cell("writer", &a, &b);
 
         let reading = thread::spawn(move || {
             assert_eq!(poll_read(&mut reader, &task()), Poll::Ready(b"x".to_vec()));
@@ -171,12 +144,6 @@ fn a_moved_writer_is_woken_through_its_new_waker() {
         }
         assert_eq!(wakes(&a), 0, "the old task was woken after the writer moved");
         drop((writer, reader));
-        for (name, task) in [("a", &a), ("b", &b), ("c", &c)] {
-            assert_eq!(
-                std::sync::Arc::strong_count(task),
-                1,
-                "task {name} is still referenced"
-            );
-        }
+        assert_released(&[("a", &a), ("b", &b), ("c", &c)]);
     });
 }

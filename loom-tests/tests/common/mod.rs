@@ -255,3 +255,29 @@ pub fn try_read(reader: &mut RingReader, len: usize) -> Option<io::Result<Vec<u8
         })
     })
 }
+
+/// A task that counts its wakes; `Arc::strong_count` counts its wakers alive. A plain std
+/// `Arc` outside the model (loom neither explores nor leak-checks it); it is read only
+/// after the threads that wake it have been joined.
+#[derive(Default)]
+pub struct Task(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Task {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A new [`Task`] with no wakes and no waker alive.
+pub fn task() -> std::sync::Arc<Task> {
+    std::sync::Arc::default()
+}
+
+/// How many times `task` has been woken.
+pub fn wakes(task: &std::sync::Arc<Task>) -> usize {
+    task.0.load(std::sync::atomic::Ordering::SeqCst)
+}
