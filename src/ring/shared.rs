@@ -18,8 +18,9 @@
 //! The other side, after publishing (writer: tail; reader: head, both `Release`),
 //! clears the peer's `*_WAITING` bit with an `AcqRel` read-modify-write of the same
 //! word, and wakes the peer (`wake_by_ref` on the waker in its cell) if the bit was set.
-//! The same bit says who may touch the cell: see `wait` for that half of the protocol. Read-modify-writes of one location are
-//! totally ordered, which gives the lost-wake-up guard without any fence:
+//! The same bit says who may touch the cell: see `wait` for that half of the protocol.
+//! Read-modify-writes of one location are totally ordered, which gives the lost-wake-up
+//! guard without any fence:
 //! - if the announcement (2) comes first, the publisher's clear sees the bit and wakes;
 //! - if the clear comes first, the announcement reads the value it wrote (release
 //!   sequences run through read-modify-writes), so the clear *synchronizes with* it:
