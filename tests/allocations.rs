@@ -116,41 +116,101 @@ fn crate_of(symbol: &str) -> &str {
     &symbol[..end]
 }
 
-/// The symbols of a backtrace, innermost first.
-fn symbols(site: &Backtrace) -> Vec<String> {
-    format!("{site}")
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim_start();
-            let (number, symbol) = line.split_once(": ")?;
-            number.parse::<usize>().ok()?;
-            Some(symbol.to_string())
-        })
-        .collect()
+/// The crate whose source file a frame's code is in, for frames whose name has no path:
+/// with line tables only (the dev profile), an inlined function is named without its
+/// module (`with_capacity_in<alloc::alloc::Global>`), but its file still says whose it is.
+/// `/rustc/<hash>/library/alloc/src/..` is `alloc`'s; `../registry/src/<index>/
+/// wasmtime-environ-45.0.0/src/..` is `wasmtime_environ`'s; `./src/..` is this crate's,
+/// and `./tests/..` the test's.
+fn crate_of_file(file: &str) -> Option<String> {
+    if let Some(rest) = file.strip_prefix("/rustc/") {
+        let (_, rest) = rest.split_once("/library/")?;
+        return Some(rest.split('/').next()?.to_string());
+    }
+    if let Some((_, rest)) = file.split_once("/registry/src/") {
+        let dir = rest.split('/').nth(1)?;
+        let (name, version) = dir.rsplit_once('-')?;
+        version
+            .starts_with(|c: char| c.is_ascii_digit())
+            .then(|| name.replace('-', "_"))
+    } else if file.starts_with("./src/") || file.starts_with(concat!(env!("CARGO_MANIFEST_DIR"), "/src/")) {
+        Some("wrpc_ring".to_string())
+    } else if file.starts_with("./tests/") || file.starts_with(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/"))
+    {
+        Some("allocations".to_string())
+    } else {
+        None
+    }
+}
+
+/// One frame of a backtrace: its symbol and, where the backtrace has it, the crate of
+/// its source file.
+struct Frame {
+    symbol: String,
+    file_crate: Option<String>,
+}
+
+impl Frame {
+    /// The crate the frame belongs to: by its name's path where it has one that is
+    /// known, else by its file, else whatever its name starts with.
+    fn crate_name(&self) -> &str {
+        let by_name = crate_of(&self.symbol);
+        let known = owner_of_crate(by_name).is_some()
+            || TRANSPARENT.contains(&by_name)
+            || PRIMITIVE.contains(&by_name.trim_matches('_'));
+        match &self.file_crate {
+            Some(file_crate) if !known => file_crate,
+            _ => by_name,
+        }
+    }
+}
+
+/// The frames of a backtrace, innermost first.
+fn frames(site: &Backtrace) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = Vec::new();
+    for line in format!("{site}").lines() {
+        let line = line.trim_start();
+        if let Some(file) = line.strip_prefix("at ") {
+            if let Some(frame) = frames.last_mut().filter(|f| f.file_crate.is_none()) {
+                frame.file_crate = crate_of_file(file);
+            }
+        } else if let Some((number, symbol)) = line.split_once(": ")
+            && number.parse::<usize>().is_ok()
+        {
+            frames.push(Frame {
+                symbol: symbol.to_string(),
+                file_crate: None,
+            });
+        }
+    }
+    frames
 }
 
 /// The owner of one allocation, and the frame that decided it.
 fn classify(site: &Backtrace) -> (Owner, String) {
-    let symbols = symbols(site);
+    let frames = frames(site);
     // Skip the allocator and the recording itself.
-    let start = symbols
+    let start = frames
         .iter()
-        .rposition(|s| s.contains("common::alloc") || s.contains("GlobalAlloc"))
+        .rposition(|f| f.symbol.contains("common::alloc") || f.symbol.contains("GlobalAlloc"))
         .map_or(0, |i| i + 1);
-    for symbol in &symbols[start..] {
-        let name = crate_of(symbol);
+    for frame in &frames[start..] {
+        let name = frame.crate_name();
         if let Some(owner) = owner_of_crate(name) {
-            return (owner, symbol.clone());
+            return (owner, frame.symbol.clone());
         }
         // A primitive self type (`<[u8]>::to_vec`, `<str as ToOwned>`, `[_]`): the
         // frame is `alloc`'s or `core`'s.
         if !TRANSPARENT.contains(&name) && !PRIMITIVE.contains(&name.trim_matches('_')) {
             // A crate not listed: say so, so that a new dependency is classified on
             // purpose, not by accident.
-            return (Owner::Unknown, symbol.clone());
+            return (Owner::Unknown, frame.symbol.clone());
         }
     }
-    (Owner::Unknown, symbols.first().cloned().unwrap_or_default())
+    (
+        Owner::Unknown,
+        frames.first().map(|f| f.symbol.clone()).unwrap_or_default(),
+    )
 }
 
 /// Traces `CALLS` warm greeter calls through the dispatcher over the ring and returns
