@@ -97,6 +97,13 @@ fn owner_of_crate(name: &str) -> Option<Owner> {
     }
 }
 
+/// Whether a frame of crate `name` leaves the allocation to the frame below it: a
+/// crate of `TRANSPARENT`, or a primitive self type (`<[u8]>::to_vec`, `<str as
+/// ToOwned>`, `[_]`), whose frame is `alloc`'s or `core`'s.
+fn is_transparent(name: &str) -> bool {
+    TRANSPARENT.contains(&name) || PRIMITIVE.contains(&name.trim_matches('_'))
+}
+
 /// The crate a demangled symbol belongs to: `<wrpc_ring::X as tokio::io::AsyncWrite>::f`
 /// belongs to `wrpc_ring`, `<T as alloc::slice::ConvertVec>::to_vec` (a generic or
 /// primitive self type) to `alloc`, `core::ptr::drop_in_place<...>` to `core`.
@@ -155,11 +162,8 @@ impl Frame {
     /// known, else by its file, else whatever its name starts with.
     fn crate_name(&self) -> &str {
         let by_name = crate_of(&self.symbol);
-        let known = owner_of_crate(by_name).is_some()
-            || TRANSPARENT.contains(&by_name)
-            || PRIMITIVE.contains(&by_name.trim_matches('_'));
         match &self.file_crate {
-            Some(file_crate) if !known => file_crate,
+            Some(file_crate) if owner_of_crate(by_name).is_none() && !is_transparent(by_name) => file_crate,
             _ => by_name,
         }
     }
@@ -199,9 +203,7 @@ fn classify(site: &Backtrace) -> (Owner, String) {
         if let Some(owner) = owner_of_crate(name) {
             return (owner, frame.symbol.clone());
         }
-        // A primitive self type (`<[u8]>::to_vec`, `<str as ToOwned>`, `[_]`): the
-        // frame is `alloc`'s or `core`'s.
-        if !TRANSPARENT.contains(&name) && !PRIMITIVE.contains(&name.trim_matches('_')) {
+        if !is_transparent(name) {
             // A crate not listed: say so, so that a new dependency is classified on
             // purpose, not by accident.
             return (Owner::Unknown, frame.symbol.clone());
