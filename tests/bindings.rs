@@ -470,20 +470,25 @@ async fn generated_bindings_over_mpsc() {
     served.finish().await;
 }
 
+/// A connection to `nats` and a wrpc-transport-nats client on it.
+#[cfg(feature = "nats")]
+async fn connect_nats(nats: &common::nats::NatsServer) -> (async_nats::Client, wrpc_transport_nats::Client) {
+    let conn = async_nats::connect(nats.url()).await.unwrap();
+    let client = wrpc_transport_nats::Client::new(conn.clone(), PREFIX, None)
+        .await
+        .unwrap();
+    (conn, client)
+}
+
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_bindings_over_nats() {
     let nats = common::nats::NatsServer::start();
     // Server and client on separate connections, as two hosts would be.
-    let connect = || async {
-        let conn = async_nats::connect(nats.url()).await.unwrap();
-        wrpc_transport_nats::Client::new(conn, PREFIX, None)
-            .await
-            .unwrap()
-    };
-    let server = connect().await;
-    let client = connect().await;
+    let (conn, server) = connect_nats(&nats).await;
+    let (_, client) = connect_nats(&nats).await;
     let served = Served::start(&server).await;
+    common::nats::confirm_subscriptions(&conn).await;
     within_for(LIMIT, "nats", exercise(&client)).await;
     served.finish().await;
 }
@@ -574,14 +579,10 @@ async fn list_of_streams_is_lost_or_refused_by_the_baselines() {
     #[cfg(feature = "nats")]
     {
         let nats = common::nats::NatsServer::start();
-        let connect = || async {
-            let conn = async_nats::connect(nats.url()).await.unwrap();
-            wrpc_transport_nats::Client::new(conn, PREFIX, None)
-                .await
-                .unwrap()
-        };
-        let (server, client) = (connect().await, connect().await);
+        let (conn, server) = connect_nats(&nats).await;
+        let (_, client) = connect_nats(&nats).await;
         let served = Served::start(&server).await;
+        common::nats::confirm_subscriptions(&conn).await;
         assert!(
             within_for(LIMIT, "nats", fetch_many(&client, &[]))
                 .await

@@ -417,7 +417,7 @@ async fn a_remote_target_that_never_answers_times_out() {
     let silent = async_nats::connect(nats.url()).await.unwrap();
     let subject = wrpc_transport_nats::invocation_subject(&host.prefix("silent"), ECHO, "echo");
     let mut invocations = silent.subscribe(subject).await.unwrap();
-    silent.flush().await.unwrap();
+    common::nats::confirm_subscriptions(&silent).await;
     host.link("test", ECHO, "default", "silent");
 
     let call = echo(&host, CallContext::new("test"), "hello");

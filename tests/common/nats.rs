@@ -157,3 +157,23 @@ impl Drop for NatsServer {
         self.stop();
     }
 }
+
+/// Waits until the server has handled every command `conn` sent so far (its `serve`
+/// subscriptions above all), by a round trip through the server.
+///
+/// `async_nats::Client::flush` only writes the connection's buffer out: a client on
+/// another connection that publishes right after may still find no subscriber and get
+/// "no responders" (NATS orders commands per connection, not across connections). The
+/// host does the same before it reports a component served.
+#[cfg(feature = "nats")]
+pub async fn confirm_subscriptions(conn: &async_nats::Client) {
+    use futures::StreamExt as _;
+
+    let inbox = conn.new_inbox();
+    let mut echo = conn.subscribe(inbox.clone()).await.unwrap();
+    conn.publish(inbox, bytes::Bytes::new()).await.unwrap();
+    tokio::time::timeout(START_TIMEOUT, echo.next())
+        .await
+        .expect("the NATS server did not echo a confirmation in time")
+        .expect("the NATS connection closed while confirming subscriptions");
+}
