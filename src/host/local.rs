@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::{Stream, StreamExt as _};
 use wrpc_transport::{Invoke as _, Serve as _};
 
@@ -17,13 +16,20 @@ use crate::{Headers, PoolStats, Ring, RingPool};
 pub(crate) type LocalInvocations =
     Pin<Box<dyn Stream<Item = anyhow::Result<(Option<Headers>, AnyOutgoing, AnyIncoming)>> + Send + 'static>>;
 
-/// [`LocalTransport::invoke`]'s answer: at once (the ring), or a future to await.
-// Returned and matched at once, never stored: boxing the ring's answer would be the
-// allocation this type exists to avoid.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum LocalInvoke<'a> {
-    Ready(anyhow::Result<(AnyOutgoing, AnyIncoming)>),
-    Pending(BoxFuture<'a, anyhow::Result<(AnyOutgoing, AnyIncoming)>>),
+/// A call over the ring, which never waits to invoke: the invocation is a hand-over.
+pub(crate) fn invoke_ring<P>(
+    ring: &Ring,
+    headers: Option<Headers>,
+    instance: &str,
+    func: &str,
+    params: Bytes,
+    paths: &[P],
+) -> anyhow::Result<(AnyOutgoing, AnyIncoming)>
+where
+    P: AsRef<[Option<usize>]> + Send + Sync,
+{
+    let (o, i) = ring.invoke_now(headers, instance, func, params, paths)?;
+    Ok((AnyOutgoing::Ring(o), AnyIncoming::Ring(i)))
 }
 
 /// One of the in-process transports, addressed by one prefix.
@@ -83,36 +89,30 @@ impl LocalTransport {
         }
     }
 
-    /// An invocation over this transport. The `Ring` never waits to invoke: it
-    /// answers at once (`Ready`), so the dispatcher's future need not hold a future
-    /// for it. The baselines (duplex, mpsc) return their invoke future, boxed: the
-    /// dispatcher's future stays the size the ring path needs, and they pay one
-    /// allocation per call for it.
-    pub(crate) fn invoke<'a, P>(
-        &'a self,
+    /// An invocation over this transport. The dispatcher awaits it only for the
+    /// baselines: a `Ring` call answers without waiting ([`invoke_ring`]), and the
+    /// dispatcher takes that path without a future.
+    pub(crate) async fn invoke<P>(
+        &self,
         headers: Option<Headers>,
-        instance: &'a str,
-        func: &'a str,
+        instance: &str,
+        func: &str,
         params: Bytes,
-        paths: &'a [P],
-    ) -> LocalInvoke<'a>
+        paths: &[P],
+    ) -> anyhow::Result<(AnyOutgoing, AnyIncoming)>
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
         match self {
-            Self::Ring(t) => LocalInvoke::Ready(
-                t.invoke_now(headers, instance, func, params, paths)
-                    .map(|(o, i)| (AnyOutgoing::Ring(o), AnyIncoming::Ring(i)))
-                    .map_err(anyhow::Error::from),
-            ),
-            Self::Duplex(t) => LocalInvoke::Pending(Box::pin(async move {
+            Self::Ring(t) => invoke_ring(t, headers, instance, func, params, paths),
+            Self::Duplex(t) => {
                 let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
                 Ok((AnyOutgoing::Frame(o), AnyIncoming::frame(i)))
-            })),
-            Self::Mpsc(t) => LocalInvoke::Pending(Box::pin(async move {
+            }
+            Self::Mpsc(t) => {
                 let (o, i) = t.invoke(headers, instance, func, params, paths).await?;
                 Ok((AnyOutgoing::Frame(o), AnyIncoming::frame(i)))
-            })),
+            }
         }
     }
 
