@@ -525,32 +525,31 @@ impl CallEnd<'_> {
         result: Result<anyhow::Result<(AnyOutgoing, AnyIncoming)>, tokio::time::error::Elapsed>,
     ) -> anyhow::Result<(CallOutgoing, CallIncoming)> {
         let Self {
-            record,
-            deadline,
             instance,
             func,
             target,
             kind,
-            timeout,
-        } = self;
+            ..
+        } = &self;
         match result {
             Ok(Ok((outgoing, incoming))) => {
-                record.started();
+                self.record.started();
                 Ok((
-                    CallOutgoing::new(outgoing, record.clone(), deadline),
-                    CallIncoming::new(incoming, record, deadline),
+                    CallOutgoing::new(outgoing, self.record.clone(), self.deadline),
+                    CallIncoming::new(incoming, self.record, self.deadline),
                 ))
             }
             Ok(Err(err)) => {
-                record.failed();
+                self.record.failed();
                 Err(err.context(format!(
                     "call of `{instance}#{func}` on component `{target}` over {kind} failed"
                 )))
             }
             Err(_) => {
-                record.failed();
+                self.record.failed();
                 anyhow::bail!(
-                    "call of `{instance}#{func}` on component `{target}` over {kind} timed out after {timeout:?} (limits.invocation_timeout)"
+                    "call of `{instance}#{func}` on component `{target}` over {kind} timed out after {:?} (limits.invocation_timeout)",
+                    self.timeout
                 )
             }
         }
