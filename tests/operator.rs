@@ -211,7 +211,27 @@ fn metrics_endpoint_adds_up_to_the_calls_made() {
     }
     rt.block_on(calls).unwrap();
 
-    let after = scrape(&url);
+    // A caller has its results before the callee's task has given back its
+    // instance permit and rings, so the gauges settle a moment after the last
+    // call returns: scrape until they read zero, and assert on that scrape.
+    let gauges: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|c| {
+            [
+                format!(r#"wrpc_ring_instances_in_use{{component="{c}"}}"#),
+                format!(r#"wrpc_ring_queued_calls{{component="{c}"}}"#),
+            ]
+        })
+        .chain(["wrpc_ring_pool_rings_in_use".to_string()])
+        .collect();
+    let settle_by = Instant::now() + STARTUP;
+    let after = loop {
+        let now = scrape(&url);
+        if gauges.iter().all(|g| value(&now, g) == 0.0) || Instant::now() > settle_by {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let n = CALLS as f64;
     for target in ["b", "c"] {
         assert_eq!(
