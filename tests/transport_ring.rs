@@ -729,3 +729,147 @@ async fn a_typed_stream_result_whose_producer_panics_is_an_io_error() -> anyhow:
     server.abort();
     Ok(())
 }
+
+/// `with_max_call_streams` bounds the table even for handles indexed and dropped
+/// without I/O (each leaves a mark for its peer): the one past the bound is refused at
+/// `index`, naming target, path and bound, and a settled path makes room again.
+#[tokio::test]
+async fn the_per_call_stream_bound_holds_for_handles_dropped_unused() -> anyhow::Result<()> {
+    let ring = ring().with_max_call_streams(8);
+    let mut invocations = Box::pin(
+        ring.serve("test:b/b", "f", serve_paths(&[&[Some(0), None]]))
+            .await?,
+    );
+    let (out, results) = ring.invoke(None, "test:b/b", "f", Bytes::new(), NO_PATHS).await?;
+    let (_, callee_out, callee_in) = next_raw(&mut invocations).await;
+
+    let mut refused = None;
+    for i in 0..1000 {
+        match out.index(&[0, i]) {
+            Ok(unused) => drop(unused),
+            Err(err) => {
+                refused = Some((i, err));
+                break;
+            }
+        }
+    }
+    let (at, err) = refused.context("1000 sub-streams opened and dropped on a call bound to 8")?;
+    assert_eq!(at, 8, "refused at the first one past the bound");
+    match err.downcast_ref::<TransportError>() {
+        Some(TransportError::TooManyStreams {
+            target, path, limit, ..
+        }) => {
+            assert_eq!(
+                (target.as_str(), path.as_slice(), *limit),
+                ("test:b/b.f", &[0, 8][..], 8)
+            );
+        }
+        other => panic!("expected TooManyStreams, got {other:?}: {err:#}"),
+    }
+    // The eight marks still say how their writers ended: a clean end, each.
+    for i in 0..8 {
+        let mut reader = callee_in.index(&[0, i])?;
+        let mut got = Vec::new();
+        within("a marked sub-stream", reader.read_to_end(&mut got)).await?;
+        assert!(got.is_empty());
+    }
+    // Read, so settled and gone: there is room again.
+    let mut late = out.index(&[0, 100])?;
+    let mut reader = callee_in.index(&[0, 100])?;
+    late.write_all(b"room").await?;
+    late.shutdown().await?;
+    let mut got = Vec::new();
+    within(
+        "a sub-stream after the marks settled",
+        reader.read_to_end(&mut got),
+    )
+    .await?;
+    assert_eq!(got, b"room");
+    drop((late, reader, out, results, callee_out, callee_in));
+    all_rings_returned(&ring).await;
+    Ok(())
+}
+
+/// A writer whose first write a per-call bound refuses never writes: its reader gets
+/// the bound's reason as an abort, whether it was already waiting or comes later,
+/// instead of waiting for the whole writing side to go.
+#[tokio::test]
+async fn a_write_refused_by_a_per_call_bound_aborts_its_reader() -> anyhow::Result<()> {
+    let ring = ring().with_max_call_bytes(1024);
+    let mut invocations = Box::pin(
+        ring.serve("test:q/q", "f", serve_paths(&[&[Some(0)], &[Some(1)]]))
+            .await?,
+    );
+    let (out, results) = ring.invoke(None, "test:q/q", "f", Bytes::new(), NO_PATHS).await?;
+    let (_, callee_out, callee_in) = next_raw(&mut invocations).await;
+
+    let mut waiting = callee_in.index(&[0])?;
+    let waiting = tokio::spawn(async move {
+        let mut got = Vec::new();
+        waiting.read_to_end(&mut got).await
+    });
+    tokio::task::yield_now().await;
+    for path in [0, 1] {
+        let mut writer = out.index(&[path])?;
+        let err = writer.write_all(&[7; 64 * 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::QuotaExceeded, "{err}");
+        drop(writer);
+    }
+    let early = within("the reader waiting before the refusal", waiting)
+        .await?
+        .unwrap_err();
+    let mut late = callee_in.index(&[1])?;
+    let late = within("the reader coming after it", late.read_to_end(&mut Vec::new()))
+        .await
+        .unwrap_err();
+    for err in [early, late] {
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted, "{err}");
+        let reason = aborted_reason(&err).unwrap_or_default();
+        assert!(reason.contains("test:q/q.f") && reason.contains("1024"), "{err}");
+    }
+    drop((out, results, callee_out, callee_in));
+    all_rings_returned(&ring).await;
+    Ok(())
+}
+
+/// A callee that answers without reading a stream parameter to its end (an HTTP-style
+/// handler that ignores the body) does not fail the call: the caller's writes into a
+/// parameter stream whose reader is gone are discarded, as over NATS, and the caller's
+/// outcome is its results'. The callee's results still fail fast when the caller goes
+/// (`caller_cancelling_breaks_the_callees_writes_and_returns_rings`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_parameter_the_callee_does_not_read_does_not_fail_the_call() -> anyhow::Result<()> {
+    let ring = ring();
+    let calls = ring
+        .serve_values::<(ByteStream,), (u32,)>("test:body/body", "ignore", serve_paths(&[&[Some(0)]]))
+        .await?;
+    let server = tokio::spawn(async move {
+        let mut calls = pin!(calls);
+        while let Some(call) = calls.next().await {
+            let (_, (body,), rx, respond) = call?;
+            if let Some(rx) = rx {
+                tokio::spawn(rx); // as generated bindings do
+            }
+            drop(body);
+            respond((1,)).await?;
+        }
+        anyhow::Ok(())
+    });
+    for round in 0..20 {
+        // A body that is still being produced after the callee answered and left.
+        let body: ByteStream = Box::pin(stream::iter(0..64u8).then(|i| async move {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            Bytes::from(vec![i; 4096])
+        }));
+        let (answer,) = within(
+            "a call whose body the callee ignores",
+            ring.invoke_values_blocking::<_, _, (u32,)>(None, "test:body/body", "ignore", (body,), NO_PATHS),
+        )
+        .await
+        .with_context(|| format!("round {round}"))?;
+        assert_eq!(answer, 1);
+    }
+    all_rings_returned(&ring).await;
+    server.abort();
+    Ok(())
+}

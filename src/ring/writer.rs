@@ -107,6 +107,12 @@ impl RingWriter {
         self.closed || self.shared.reader_closed()
     }
 
+    /// Whether the reader half is gone (as opposed to this writer having closed).
+    #[cfg(feature = "wrpc")]
+    pub(crate) fn reader_gone(&self) -> bool {
+        self.shared.reader_closed()
+    }
+
     /// Ends the stream with an error: the reader receives every byte written before,
     /// then an error of kind [`ConnectionAborted`](io::ErrorKind::ConnectionAborted)
     /// whose message carries `reason` (see [`Aborted`](crate::Aborted)).

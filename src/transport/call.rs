@@ -524,20 +524,27 @@ impl State {
 
     /// The failure of a new entry beyond the per-call bound on sub-streams.
     fn check_streams(&self, limits: &Limits, dir: Dir, path: &Path) -> Result<(), Failure> {
-        let max = limits.streams.load(Ordering::Relaxed);
-        if self.entries.len() < max {
-            return Ok(());
+        match self.too_many_streams(limits, dir, path) {
+            None => Ok(()),
+            Some(err) => Err(Failure::new(io::ErrorKind::QuotaExceeded, err.to_string())),
         }
-        Err(Failure::new(
-            io::ErrorKind::QuotaExceeded,
-            TransportError::TooManyStreams {
-                target: self.target_name(),
-                path: path.as_slice().to_vec(),
-                direction: dir.name(),
-                limit: max,
-            }
-            .to_string(),
-        ))
+    }
+
+    /// The error for a new entry at `path` when the table already holds as many as
+    /// `limits` allow.
+    fn too_many_streams(&self, limits: &Limits, dir: Dir, path: &Path) -> Option<TransportError> {
+        let max = limits.streams.load(Ordering::Relaxed);
+        (!self.has_room(limits)).then(|| TransportError::TooManyStreams {
+            target: self.target_name(),
+            path: path.as_slice().to_vec(),
+            direction: dir.name(),
+            limit: max,
+        })
+    }
+
+    /// Whether the table may take one more entry.
+    fn has_room(&self, limits: &Limits) -> bool {
+        self.entries.len() < limits.streams.load(Ordering::Relaxed)
     }
 
     /// Whether a ring of `capacity` more bytes may wait in the table.
@@ -736,8 +743,17 @@ impl Call {
     /// declared paths.
     pub(crate) fn open(&self, side: Side, dir: Dir, path: &Path) -> Result<(), TransportError> {
         let mut state = lock(&self.state);
-        if state.declaration(dir, path.as_slice()) == Declaration::Undeclared {
-            return Err(state.undeclared(dir, path.as_slice()));
+        match state.declaration(dir, path.as_slice()) {
+            Declaration::Undeclared => return Err(state.undeclared(dir, path.as_slice())),
+            // A new stream is refused here already when the call holds all it may: a
+            // handle dropped unused leaves an entry for its peer (`settle`), so checking
+            // only at binding would let handles that never bind grow the table.
+            Declaration::Leaf if state.entries.get(dir, path).is_none() => {
+                if let Some(err) = state.too_many_streams(&self.home.limits, dir, path) {
+                    return Err(err);
+                }
+            }
+            Declaration::Leaf | Declaration::Node => {}
         }
         state.live[side as usize] += 1;
         Ok(())
@@ -931,6 +947,7 @@ impl Call {
             let mut state = lock(&self.state);
             Self::settle(
                 &mut state,
+                &self.home.limits,
                 Ending::UnboundWriter(dir, path, reason),
                 &mut leftovers,
             );
@@ -939,7 +956,7 @@ impl Call {
     }
 
     /// Records how a handle ended in the table.
-    fn settle(state: &mut State, ending: Ending<'_>, leftovers: &mut Leftovers) {
+    fn settle(state: &mut State, limits: &Limits, ending: Ending<'_>, leftovers: &mut Leftovers) {
         let (dir, path) = match &ending {
             Ending::Nothing => return,
             Ending::UnboundWriter(dir, path, _)
@@ -947,6 +964,13 @@ impl Call {
             | Ending::Bound(dir, path, _) => (*dir, *path),
         };
         let Some(entry) = state.entries.get_mut(dir, path) else {
+            if !state.has_room(limits) {
+                // Over the bound (handles opened while there was room, ended unused):
+                // no mark. The peer's handle then learns the end when this whole side
+                // is gone: a reader as an abort, a writer as `BrokenPipe`, never as a
+                // silent clean end.
+                return;
+            }
             match ending {
                 // Ended before the peer came: leave a mark for it.
                 Ending::UnboundWriter(_, _, reason) => {
@@ -1013,7 +1037,7 @@ impl Call {
         let done = {
             let mut guard = lock(&self.state);
             let state = &mut *guard;
-            Self::settle(state, ending, &mut leftovers);
+            Self::settle(state, &self.home.limits, ending, &mut leftovers);
             let live = &mut state.live[side as usize];
             *live -= 1;
             if *live == 0 {

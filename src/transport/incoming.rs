@@ -32,7 +32,8 @@ use super::path::Path;
 /// The reader gets every byte written, then end-of-stream (`Ok(0)`) after a clean close,
 /// or an error of kind [`ConnectionAborted`](io::ErrorKind::ConnectionAborted) carrying
 /// the reason after an abort: the writer aborted, the callee dropped its results without
-/// writing any, or the peer dropped the whole invocation before writing this stream.
+/// writing any, the writer's first write was refused by a per-call bound, or the peer
+/// dropped the whole invocation before writing this stream.
 /// Dropping the reader makes the writer's later writes fail with
 /// [`BrokenPipe`](io::ErrorKind::BrokenPipe).
 ///
@@ -40,7 +41,12 @@ use super::path::Path;
 ///
 /// Besides the above, reading a path that is only a prefix of declared async values
 /// fails with [`NotFound`](io::ErrorKind::NotFound), and a second reader for the same
-/// path with [`AlreadyExists`](io::ErrorKind::AlreadyExists).
+/// path, while the first one's stream is still held, with
+/// [`AlreadyExists`](io::ErrorKind::AlreadyExists) (a path read to its end and settled is
+/// forgotten, so that a call's memory follows the streams it holds). `index` of a new
+/// sub-stream fails with [`TransportError::TooManyStreams`](crate::TransportError) when
+/// the call already holds as many as
+/// [`Ring::with_max_call_streams`](crate::Ring::with_max_call_streams) allows.
 ///
 /// # Cancellation safety
 ///

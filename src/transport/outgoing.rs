@@ -45,13 +45,19 @@ use super::path::Path;
 /// # Errors
 ///
 /// Writes fail with [`BrokenPipe`](io::ErrorKind::BrokenPipe) once the reader is gone
-/// (including when the whole peer side dropped the invocation) or after a shutdown, and
+/// (including when the whole peer side dropped the invocation) or after a shutdown —
+/// except on the caller's parameter sub-streams, whose writes into a gone reader are
+/// discarded, as over NATS, so that a callee that answers without reading a stream
+/// parameter to its end does not fail the call — and
 /// with [`NotFound`](io::ErrorKind::NotFound) on a path that is only a prefix of declared
 /// async values; a second writer for the same path gets
 /// [`AlreadyExists`](io::ErrorKind::AlreadyExists), and a sub-stream beyond the per-call
 /// bounds ([`Ring::with_max_call_streams`](crate::Ring::with_max_call_streams),
 /// [`Ring::with_max_call_bytes`](crate::Ring::with_max_call_bytes))
-/// [`QuotaExceeded`](io::ErrorKind::QuotaExceeded).
+/// [`QuotaExceeded`](io::ErrorKind::QuotaExceeded) (its reader then gets the same reason
+/// as an abort). `index` of a new sub-stream fails with
+/// [`TransportError::TooManyStreams`](crate::TransportError) when the call already holds
+/// as many as the bound allows.
 ///
 /// # Cancellation safety
 ///
@@ -134,15 +140,46 @@ impl Outgoing {
     fn bind(&mut self, len: usize) {
         self.io = match self.call.bind_writer(self.dir, &self.path, len) {
             WriterBinding::Ring(writer) => Out::Ring(writer),
-            WriterBinding::Failed(failure) => Out::Failed(failure),
+            WriterBinding::Failed(failure) => {
+                if failure.kind == io::ErrorKind::QuotaExceeded {
+                    // This handle will never write: its reader (waiting already, or
+                    // coming later) gets the reason as an abort instead of waiting
+                    // until this whole side is gone.
+                    self.call
+                        .end_writer(self.dir, &self.path, Some(failure.reason.clone()));
+                }
+                Out::Failed(failure)
+            }
         };
     }
 
+    /// Whether writes into a reader that is gone are discarded rather than failed: on
+    /// the caller's parameter sub-streams. A callee may answer without reading a stream
+    /// parameter to its end (an HTTP-style handler that ignores the body); over NATS the
+    /// caller's later writes then go nowhere and the call succeeds, and wRPC's helpers
+    /// fail the whole call on a failed parameter write. The caller's outcome is its
+    /// results'. The callee's writes still fail once the caller is gone, so that a
+    /// cancelled call stops its work.
+    fn discards(&self) -> bool {
+        self.dir == Dir::Params && !self.path.is_root()
+    }
+
+    /// Accepts and drops `bufs` (see [`discards`](Self::discards)), spending the task's
+    /// budget as a write does, so that a producer writing into nothing still yields.
+    fn discard(cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        std::task::ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+        Poll::Ready(Ok(bufs.iter().map(|buf| buf.len()).sum()))
+    }
+
     fn poll_write_bufs(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let discards = self.discards();
         loop {
             match &mut self.io {
                 Out::Ring(writer) => {
                     let poll = Pin::new(&mut *writer).poll_write_vectored(cx, bufs);
+                    if discards && matches!(poll, Poll::Ready(Err(_))) && writer.reader_gone() {
+                        return Self::discard(cx, bufs);
+                    }
                     // `Pending` with the task's budget spent is tokio's cooperative
                     // yield, not a full ring.
                     if poll.is_ready() || !tokio::task::coop::has_budget_remaining() {
@@ -154,6 +191,9 @@ impl Outgoing {
                         Some(larger) => drop(std::mem::replace(writer, larger)),
                         None => return poll,
                     }
+                }
+                Out::Failed(failure) if discards && failure.kind == io::ErrorKind::BrokenPipe => {
+                    return Self::discard(cx, bufs);
                 }
                 Out::Failed(failure) => return Poll::Ready(Err(failure.to_error())),
                 Out::Closed => return Poll::Ready(Err(broken_pipe())),

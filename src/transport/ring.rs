@@ -64,7 +64,12 @@ use super::registry::{Network, PrefixRegistry};
 /// - A callee dropping its results without writing any: the caller's read fails with an
 ///   abort naming the target, instead of waiting.
 /// - A caller dropping its handles (cancelling): the callee's writes fail with
-///   `BrokenPipe`, its reads of streams the caller never wrote with `ConnectionAborted`.
+///   `BrokenPipe`, its reads of streams the caller never indexed with
+///   `ConnectionAborted` (a handle the caller indexed and then dropped unwritten, while
+///   not panicking, ends its stream cleanly, as any dropped writer does).
+/// - A callee dropping the reader of a stream parameter (or finishing) before the
+///   caller is done writing it: the caller's writes into it are discarded, as over
+///   NATS, and the call's outcome is its results'.
 ///
 /// # Examples
 ///
@@ -159,8 +164,11 @@ impl Ring {
 
     /// Bounds the sub-streams one invocation holds at once (default
     /// [`DEFAULT_MAX_CALL_STREAMS`](crate::transport::DEFAULT_MAX_CALL_STREAMS)): an
-    /// entry is held from the first touch of a path until both of its ends are done.
-    /// Beyond it, `index` I/O fails with
+    /// entry is held from the first touch of a path (or the drop of an unused handle,
+    /// which leaves a mark for its peer) until both of its ends are done. Beyond it,
+    /// `index` of a new path fails with
+    /// [`TransportError::TooManyStreams`](crate::TransportError), and a first write or
+    /// read that would add an entry with
     /// [`QuotaExceeded`](std::io::ErrorKind::QuotaExceeded). Applies to every handle of
     /// this transport.
     pub fn with_max_call_streams(self, max: usize) -> Self {
