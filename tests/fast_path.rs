@@ -450,3 +450,58 @@ async fn malformed_parameters_are_clear_errors() {
     let (count,): (u64,) = host.call(KV, "count", ()).await.unwrap();
     assert_eq!(count, 0);
 }
+
+/// Parameters that arrive in pieces (as over NATS) are gathered only up to the callee's
+/// memory limit, which the guest could not exceed anyway: a larger `list<u8>` fails
+/// the call with a clear error as soon as the gathered bytes pass the limit, instead of
+/// growing the host's buffer to whatever length the peer announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gathered_parameters_stop_at_the_memory_limit() {
+    let mut config = config(TransportKind::Ring, None, true);
+    config.limits.max_memory = wrpc_ring::host::ByteSize(4 << 20);
+    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
+    let runtime = wrpc_ring::runtime::Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let blob = runtime.load_file("blob", wasm("blob")).unwrap();
+    let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(64 * 1024, 8));
+    let mut calls = ring
+        .serve(BLOB, "put", Vec::<Box<[Option<usize>]>>::new())
+        .await
+        .unwrap();
+    for (len, fits) in [(256 << 10, true), (8 << 20, false)] {
+        let (mut out, mut results) = ring
+            .invoke(None, BLOB, "put", Bytes::new(), NO_PATHS)
+            .await
+            .unwrap();
+        let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
+        let blob = blob.clone();
+        let server = tokio::spawn(async move { blob.call(BLOB, "put", incoming, outgoing).await });
+        // The length first, then the bytes in pieces: the callee has to gather them.
+        let mut prefix = Vec::new();
+        uleb(len as u64, &mut prefix);
+        let body = pattern(len);
+        let writer = async move {
+            out.write_all(&prefix).await?;
+            for piece in body.chunks(64 * 1024) {
+                out.write_all(piece).await?;
+            }
+            out.shutdown().await
+        };
+        let mut raw = Vec::new();
+        let (written, read) = tokio::join!(writer, results.read_to_end(&mut raw));
+        let served = server.await.unwrap();
+        if fits {
+            served.unwrap();
+            written.unwrap();
+            read.unwrap();
+            assert_eq!(raw, [0x80, 0x80, 0x10], "put's offset: 256 KiB as a u32 LEB128");
+        } else {
+            let err = format!("{:#}", served.unwrap_err());
+            assert!(
+                err.contains("larger than the component's memory limit (4194304 bytes)"),
+                "{err}"
+            );
+            assert!(read.is_err(), "the caller's results end with the callee's abort");
+        }
+    }
+    assert_eq!(ring.rings_in_use(), 0);
+}

@@ -158,6 +158,49 @@ async fn instance_call_streams_params_and_results_over_a_ring() {
     assert_eq!(ring.rings_in_use(), 0);
 }
 
+/// A component whose instantiation runs wasm (a core `start` function) loads, has its
+/// fast-path export probed, and serves: the probe's instance gets the call's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_with_a_start_function_loads_and_serves() {
+    use futures::StreamExt as _;
+    use wrpc_transport::Serve as _;
+
+    const SCALAR: &str = "wrpc-ring:test/scalar";
+    let wat = r#"(component
+        (core module $m
+            (global $seven (mut i32) (i32.const 0))
+            (func $start (global.set $seven (i32.const 7)))
+            (start $start)
+            (func (export "seven") (result i32) (global.get $seven)))
+        (core instance $i (instantiate $m))
+        (func $seven (result u32) (canon lift (core func $i "seven")))
+        (instance $scalar (export "seven" (func $seven)))
+        (export "wrpc-ring:test/scalar" (instance $scalar)))"#;
+    let config = config(TransportKind::Ring, None);
+    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
+    let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let component = runtime.load("start", wat.as_bytes()).unwrap();
+
+    let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(4096, 8));
+    let mut calls = ring
+        .serve(SCALAR, "seven", Vec::<Box<[Option<usize>]>>::new())
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move {
+        let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
+        component.call(SCALAR, "seven", incoming, outgoing).await
+    });
+    let (seven,): (u32,) = within_for(
+        Duration::from_secs(60),
+        "the start component's call",
+        ring.invoke_values_blocking(None, SCALAR, "seven", (), NO_RESULT_PATHS),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seven, 7, "the start function ran before the call");
+    server.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_bad_component_is_a_clear_error() {
     let config = config(TransportKind::Ring, None);

@@ -54,12 +54,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.count == 0 || args.concurrency == 0 {
         bail!("--count and --concurrency must be at least 1");
     }
-    let (instance_name, func) = function
-        .rsplit_once('.')
-        .or_else(|| function.rsplit_once('#'))
-        .with_context(|| {
-            format!("`{function}` is not INSTANCE.FUNC (e.g. `wrpc-ring:examples/greeter.greet`)")
-        })?;
+    let (instance_name, func) = split_function(&function).with_context(|| {
+        format!("`{function}` is not INSTANCE.FUNC (e.g. `wrpc-ring:examples/greeter.greet`)")
+    })?;
 
     let host = Host::start(&config).await?;
     let target = host.component(&component)?.clone();
@@ -274,4 +271,28 @@ fn json_report(
         "paths": paths,
         "targets": targets,
     })
+}
+
+/// `INSTANCE#FUNC` or `INSTANCE.FUNC` split at its last `#`, or else at its last `.`
+/// (so that a versioned interface, `ns:pkg/iface@0.1.0#func`, keeps its dots).
+fn split_function(function: &str) -> Option<(&str, &str)> {
+    function.rsplit_once('#').or_else(|| function.rsplit_once('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_function;
+
+    #[test]
+    fn a_function_splits_at_its_hash_before_any_dot() {
+        assert_eq!(
+            split_function("wrpc-ring:examples/greeter.greet"),
+            Some(("wrpc-ring:examples/greeter", "greet"))
+        );
+        assert_eq!(
+            split_function("ns:pkg/greeter@0.1.0#greet"),
+            Some(("ns:pkg/greeter@0.1.0", "greet"))
+        );
+        assert_eq!(split_function("greet"), None);
+    }
 }

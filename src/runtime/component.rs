@@ -267,6 +267,9 @@ impl Component {
             return Ok(());
         }
         let mut store = self.new_store();
+        // Instantiation may run wasm (a core module's `start` function): without a
+        // deadline the epoch check would trap it at once.
+        store.set_epoch_deadline(self.ticks);
         // Imports are async host functions, so only `instantiate_async` works; it needs
         // no async runtime (no import runs while instantiating), and load time is
         // blocking work anyway (compilation).
@@ -431,7 +434,8 @@ impl Component {
     ) -> anyhow::Result<()> {
         let mut lease = self.lease().await?;
         let func = self.func(&mut lease, export)?;
-        let result = fast::call_export(shape, &mut lease.store, func, rd, wr).await;
+        let max_params = usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX);
+        let result = fast::call_export(shape, &mut lease.store, func, rd, wr, max_params).await;
         self.finish(lease, !matches!(result, Err(Failure::Guest(_))));
         result.map_err(|failure| self.failed(export, &failure.into_error()))
     }
@@ -466,6 +470,13 @@ impl Component {
     /// Calls export `func` of `interface`, reading its parameters from a transport's
     /// `incoming` stream and writing its results to `outgoing` — the callee side of an
     /// invocation, as a wRPC server runs it.
+    ///
+    /// This is the call alone: the component's time limit applies to the guest, but
+    /// the host's serving policy does not. `limits.max_instances` (the permit), the
+    /// wait for the parameters within `invocation_timeout` and the catching of host
+    /// panics are what [`Runtime::serve`](super::Runtime::serve) adds around it; a
+    /// caller of this method that serves untrusted peers must bound its own
+    /// concurrency and wait.
     ///
     /// # Errors
     ///

@@ -956,15 +956,20 @@ impl Failure {
 
 /// Calls the export `func` (of `shape`) in `store`: parameters decoded from `rd`,
 /// results encoded into `wr`, which is shut down (a clean close) at the end.
+///
+/// Parameters that arrive in pieces (over NATS) are gathered up to `max_params`
+/// bytes, the guest's memory limit (it could not take more): a peer announcing a
+/// larger `list<u8>` fails the call with `InvalidData` instead of growing the buffer.
 pub(crate) async fn call_export<T: Send + 'static>(
     shape: Shape,
     store: &mut wasmtime::Store<T>,
     func: Func,
     rd: &mut Rd,
     wr: &mut Wr,
+    max_params: usize,
 ) -> Result<(), Failure> {
     with_params!(shape.params, P => with_results!(shape.results, R => {
-        call_export_typed::<T, P, R>(store, func, rd, wr).await
+        call_export_typed::<T, P, R>(store, func, rd, wr, max_params).await
     }))
 }
 
@@ -973,6 +978,7 @@ async fn call_export_typed<T: Send + 'static, P: Params, R: Results>(
     func: Func,
     rd: &mut Rd,
     wr: &mut Wr,
+    max_params: usize,
 ) -> Result<(), Failure> {
     let params_error =
         |e: io::Error| Failure::Params(anyhow::Error::new(e).context("failed to read the parameters"));
@@ -1004,6 +1010,15 @@ async fn call_export_typed<T: Send + 'static, P: Params, R: Results>(
                 let buf = rd.fill_buf().await.map_err(params_error)?;
                 if buf.is_empty() {
                     return Err(params_error(eof("the parameters")));
+                }
+                if gathered.len() + buf.len() > max_params {
+                    return Err(params_error(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the parameters are larger than the component's memory limit \
+                             ({max_params} bytes)"
+                        ),
+                    )));
                 }
                 gathered.reserve(buf.len().min(RESERVE_AHEAD));
                 gathered.extend_from_slice(buf);

@@ -228,6 +228,7 @@ impl std::fmt::Debug for Runtime {
 /// here), and its serve streams end. Calls already accepted run to their end on their
 /// own tasks.
 #[derive(Debug)]
+#[must_use = "dropping `Serving` stops serving the component at once"]
 pub struct Serving {
     component: Arc<str>,
     dispatcher: Dispatcher,
