@@ -273,6 +273,20 @@ fn components_links_and_entry_are_validated() {
     )
     .unwrap();
     assert_eq!(config.link[0].name, "default");
+    let component = "[[component]]\nid = \"a\"\npath = \"a.wasm\"\n";
+    let msg = err(&format!(
+        "{component}[[link]]\nsource = \"a\"\ninterface = \"x:y/z\"\ntarget = \"svc.v2\""
+    ));
+    assert!(msg.contains("link.target") && msg.contains("`svc.v2`"), "{msg}");
+    let twice = "[[link]]\nsource = \"a\"\ninterface = \"x:y/z@0.1.0\"\ntarget = \"b\"\n\
+                 [[link]]\nsource = \"a\"\ninterface = \"x:y/z\"\ntarget = \"c\"\n";
+    let msg = err(&format!("{component}{twice}"));
+    assert!(
+        msg.contains("twice") && msg.contains("`b`") && msg.contains("`c`"),
+        "{msg}"
+    );
+    // The same interface under another link name is a second link, not a duplicate.
+    HostConfig::from_toml(&format!("{component}{twice}name = \"other\"\n")).unwrap();
 }
 
 #[test]

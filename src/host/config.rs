@@ -922,6 +922,7 @@ impl HostConfig {
                 });
             }
         }
+        let mut links = std::collections::HashMap::new();
         for link in &self.link {
             if !ids.contains(link.source.as_str()) {
                 return Err(ConfigError::Invalid {
@@ -936,6 +937,31 @@ impl HostConfig {
                 return Err(ConfigError::Invalid {
                     key: "link",
                     message: format!("the link from `{}` needs an interface and a target", link.source),
+                });
+            }
+            if link.target.contains(['.', ' ', '*', '>']) {
+                // A target not in this host is a NATS subject token (`{lattice}.{target}`).
+                return Err(ConfigError::Invalid {
+                    key: "link.target",
+                    message: format!(
+                        "`{}` (linked from `{}` for `{}`) must be a component id: a NATS subject \
+                         token, without `.`, space, `*` or `>`",
+                        link.target, link.source, link.interface
+                    ),
+                });
+            }
+            let key = (
+                link.source.as_str(),
+                link.name.as_str(),
+                super::routing::unversioned(&link.interface),
+            );
+            if let Some(first) = links.insert(key, link.target.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "link",
+                    message: format!(
+                        "`{}` links `{}` (link name `{}`) twice: to `{first}` and to `{}`",
+                        link.source, link.interface, link.name, link.target
+                    ),
                 });
             }
         }

@@ -14,6 +14,9 @@ use wrpc_runtime_wasmtime::{SharedResourceTable, WrpcCtx, WrpcCtxView, WrpcView}
 
 use crate::host::{CallContext, Dispatcher};
 
+/// The largest import parameter buffer a store keeps for its next import call.
+const KEPT_PARAMS: usize = 64 * 1024;
+
 /// What a store of one call holds.
 pub(crate) struct HostState {
     wasi: WasiCtx,
@@ -71,10 +74,17 @@ impl HostState {
         buf
     }
 
-    /// Keeps `params` for the next import call if nothing else holds it any more.
+    /// Keeps `params` for the next import call if nothing else holds it any more, and
+    /// if it is no larger than [`KEPT_PARAMS`]: one large import call must not leave
+    /// every spare state and warm instance holding its buffer.
     pub(crate) fn return_params(&mut self, params: bytes::Bytes) {
+        if params.len() > KEPT_PARAMS {
+            return;
+        }
         if let Ok(buf) = params.try_into_mut() {
-            self.params = buf;
+            if buf.capacity() <= KEPT_PARAMS {
+                self.params = buf;
+            }
         }
     }
 }
