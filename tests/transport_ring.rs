@@ -873,3 +873,32 @@ async fn a_stream_parameter_the_callee_does_not_read_does_not_fail_the_call() ->
     server.abort();
     Ok(())
 }
+
+/// A stream that ends because its writing side dropped the invocation says so, naming
+/// the target and the path.
+#[tokio::test]
+async fn a_stream_whose_writing_side_is_gone_names_target_and_path() -> anyhow::Result<()> {
+    let ring = ring();
+    let mut invocations = Box::pin(ring.serve("test:g/g", "f", serve_paths(&[])).await?);
+    let (out, results) = ring
+        .invoke(None, "test:g/g", "f", Bytes::new(), [[Some(0)].as_slice()])
+        .await?;
+    let (_, callee_out, callee_in) = next_raw(&mut invocations).await;
+    let mut stream = results.index(&[0])?;
+    drop((callee_out, callee_in));
+    let err = within(
+        "a result stream of a gone callee",
+        stream.read_to_end(&mut Vec::new()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted, "{err}");
+    let reason = aborted_reason(&err).unwrap_or_default();
+    assert!(
+        reason.contains("the callee of `test:g/g.f` dropped the invocation") && reason.contains("[0]"),
+        "{err}"
+    );
+    drop((stream, out, results));
+    all_rings_returned(&ring).await;
+    Ok(())
+}

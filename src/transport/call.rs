@@ -116,10 +116,22 @@ impl Dir {
 }
 
 impl Side {
-    fn gone_reason(self) -> &'static str {
-        match self {
-            Self::Client => "the caller dropped the invocation",
-            Self::Server => "the callee dropped the invocation",
+    /// Why a stream of `target` at `path` of `dir` ends because this side is gone
+    /// (built on that error path only).
+    fn gone_reason(self, target: &str, dir: Dir, path: &Path) -> String {
+        let who = match self {
+            Self::Client => "caller",
+            Self::Server => "callee",
+        };
+        if path.is_root() {
+            // Also for a sub-stream where the path is not at hand (`abandon`).
+            format!("the {who} of `{target}` dropped the invocation")
+        } else {
+            format!(
+                "the {who} of `{target}` dropped the invocation (async value path {:?} of the {})",
+                path.as_slice(),
+                dir.name()
+            )
         }
     }
 }
@@ -806,7 +818,7 @@ impl Call {
                 None if reader_gone => {
                     return WriterBinding::Failed(Failure::new(
                         io::ErrorKind::BrokenPipe,
-                        dir.reader().gone_reason(),
+                        dir.reader().gone_reason(&state.target_name(), dir, path),
                     ));
                 }
                 None => {
@@ -829,7 +841,12 @@ impl Call {
                 state.entries.remove_if_settled(dir, path);
                 return WriterBinding::Failed(Failure::new(
                     io::ErrorKind::BrokenPipe,
-                    "the reader of this stream is gone",
+                    format!(
+                        "the reader of async value path {:?} of the {} of `{}` is gone",
+                        path.as_slice(),
+                        dir.name(),
+                        state.target_name()
+                    ),
                 ));
             }
             let (writer, reader) = self.home.rings.acquire(class);
@@ -880,7 +897,7 @@ impl Call {
             if writer_gone {
                 return ReaderBinding::Failed(Failure::new(
                     io::ErrorKind::ConnectionAborted,
-                    dir.writer().gone_reason(),
+                    dir.writer().gone_reason(&state.target_name(), dir, path),
                 ));
             }
             if let Err(failure) = state.check_streams(&self.home.limits, dir, path) {
@@ -909,10 +926,14 @@ impl Call {
             WriterState::Ended(Some(reason)) => {
                 ReaderBinding::Failed(Failure::new(io::ErrorKind::ConnectionAborted, reason))
             }
-            WriterState::Absent if writer_gone => ReaderBinding::Failed(Failure::new(
-                io::ErrorKind::ConnectionAborted,
-                dir.writer().gone_reason(),
-            )),
+            WriterState::Absent if writer_gone => {
+                // `state.target` alone: the entry borrows `state.entries`.
+                let target = state.target.as_ref().map(ToString::to_string).unwrap_or_default();
+                ReaderBinding::Failed(Failure::new(
+                    io::ErrorKind::ConnectionAborted,
+                    dir.writer().gone_reason(&target, dir, path),
+                ))
+            }
             WriterState::Absent => {
                 entry.writer = WriterState::Absent;
                 if !parked {
@@ -1081,6 +1102,7 @@ impl Call {
     /// Closes what waits for `side`, whose last handle just went.
     fn abandon(state: &mut State, side: Side, leftovers: &mut Leftovers) {
         let waiting_bytes = &mut state.waiting_bytes;
+        let target = &state.target;
         state.entries.retain(|dir, entry| {
             if dir.reader() == side && !matches!(entry.reader, ReaderState::Done) {
                 // Nobody will read: the writer's next write fails with `BrokenPipe`.
@@ -1094,7 +1116,10 @@ impl Call {
                 // Nobody will write: a parked reader fails instead of waiting.
                 entry.writer = match entry.reader {
                     ReaderState::Done => WriterState::Done,
-                    _ => WriterState::Ended(Some(Cow::Borrowed(side.gone_reason()))),
+                    _ => {
+                        let target = target.as_ref().map(ToString::to_string).unwrap_or_default();
+                        WriterState::Ended(Some(Cow::Owned(side.gone_reason(&target, dir, &Path::ROOT))))
+                    }
                 };
                 if let ReaderState::Parked(waker) = std::mem::replace(&mut entry.reader, ReaderState::Absent)
                 {
