@@ -545,6 +545,35 @@ fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
     }
 }
 
+/// A second SIGTERM while the host waits for its calls in flight ends the wait: the
+/// host aborts them and exits 0 at once, instead of waiting out `shutdown_timeout`.
+#[test]
+fn a_second_sigterm_stops_waiting_for_the_calls_in_flight() {
+    let nats = NatsServer::start();
+    let dir = scratch("sigterm-twice", &[]);
+    let config = faults_host(&dir, &nats, "600s");
+    let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
+    let url = metrics_url(&mut served);
+    let rt = runtime();
+    let in_flight = sleep_in_flight(&rt, &nats, 100_000, Duration::from_secs(20));
+    wait_in_use(&url, "slow", 1.0);
+    served.signal("-TERM");
+    served.wait_for_out("SIGTERM: stopped accepting");
+    served.signal("-TERM");
+    let status = served.wait_exit(STARTUP);
+    let printed = served.printed();
+    assert!(status.success(), "exit {status}: {printed}");
+    assert!(
+        printed.contains("SIGTERM again: not waiting for the calls in flight"),
+        "{printed}"
+    );
+    assert!(printed.contains("1 call(s) still in flight"), "{printed}");
+    assert!(printed.contains("calls by path"), "{printed}");
+    if let Ok(Ok(ms)) = rt.block_on(in_flight).unwrap() {
+        panic!("an aborted call returned {ms}");
+    }
+}
+
 /// `--log-format json` writes one JSON object per line; at debug level each call's
 /// span carries its source, target, function and transport.
 #[test]

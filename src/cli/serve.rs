@@ -30,6 +30,15 @@ impl Signals {
         })
     }
 
+    /// The next stop signal; reloads asked for meanwhile are ignored.
+    async fn next_stop(&mut self) -> &'static str {
+        loop {
+            if let Signal::Stop(why) = self.next().await {
+                return why;
+            }
+        }
+    }
+
     async fn next(&mut self) -> Signal {
         tokio::select! {
             _ = self.hangup.recv() => Signal::Reload,
@@ -51,6 +60,11 @@ impl Signals {
     async fn next(&mut self) -> Signal {
         let _ = tokio::signal::ctrl_c().await;
         Signal::Stop("Ctrl-C")
+    }
+
+    async fn next_stop(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 
@@ -109,9 +123,21 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let timeout = host.config().serve.shutdown_timeout;
     let in_flight = total(&host.calls_in_flight());
     println!(
-        "{why}: stopped accepting calls from other hosts; waiting up to {timeout:?} for {in_flight} call(s) in flight"
+        "{why}: stopped accepting calls from other hosts; waiting up to {timeout:?} for {in_flight} call(s) in flight \
+         (SIGTERM or Ctrl-C again: stop waiting)"
     );
-    let left = host.drain(timeout).await;
+    // A second stop signal ends the wait: an operator can always stop the host.
+    let forced = tokio::select! {
+        left = host.drain(timeout) => Err(left),
+        again = signals.next_stop() => Ok(again),
+    };
+    let left = match forced {
+        Err(left) => left,
+        Ok(again) => {
+            eprintln!("shutdown: {again} again: not waiting for the calls in flight");
+            host.calls_in_flight()
+        }
+    };
     if !left.is_empty() {
         let each: Vec<_> = left.iter().map(|(id, n)| format!("{id}: {n}")).collect();
         eprintln!(
