@@ -143,9 +143,13 @@ async fn call_many(
     }
     let mut latency = new_histogram();
     while let Some(result) = workers.join_next().await {
-        if let Ok(worker) = result {
+        match result {
             // Same bounds and precision on both sides: adding cannot fail.
-            let _ = latency.add(worker);
+            Ok(worker) => {
+                let _ = latency.add(worker);
+            }
+            // Its latencies are lost with it: say so rather than report fewer calls.
+            Err(err) => eprintln!("a client task ended early, its calls' latencies are lost: {err}"),
         }
     }
     let elapsed = started.elapsed();
@@ -187,7 +191,7 @@ fn print_report(config: &HostConfig, args: &RunArgs, measured: &Measured, metric
     println!(
         "{} calls, concurrency {}, transport `{}`: {}; {:.0} calls/s{}",
         args.count,
-        args.concurrency,
+        args.concurrency.min(args.count),
         config.transport,
         shown.join(" "),
         throughput(measured),
@@ -261,7 +265,7 @@ fn json_report(
         "function": function,
         "result": result,
         "count": args.count,
-        "concurrency": args.concurrency,
+        "concurrency": args.concurrency.min(args.count),
         "transport": config.transport.as_str(),
         "ok": measured.latency.len(),
         "failed": measured.failed,
