@@ -177,7 +177,10 @@ impl Ring {
     }
 
     /// Bounds the ring bytes one invocation holds written ahead of their readers
-    /// (default [`DEFAULT_MAX_CALL_BYTES`](crate::transport::DEFAULT_MAX_CALL_BYTES)).
+    /// (default [`DEFAULT_MAX_CALL_BYTES`](crate::transport::DEFAULT_MAX_CALL_BYTES)):
+    /// the capacity of the rings leased for sub-streams whose reader has not taken them
+    /// yet. A ring its reader has taken no longer counts, even if the reader then
+    /// stops reading (its writer then waits for it, holding that one ring).
     /// A sub-stream whose first ring does not fit fails with
     /// [`QuotaExceeded`](std::io::ErrorKind::QuotaExceeded); a stream that would grow
     /// into a larger ring keeps its ring instead. Applies to every handle of this
