@@ -459,8 +459,7 @@ async fn malformed_parameters_are_clear_errors() {
 async fn gathered_parameters_stop_at_the_memory_limit() {
     let mut config = config(TransportKind::Ring, None, true);
     config.limits.max_memory = wrpc_ring::host::ByteSize(4 << 20);
-    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-    let runtime = wrpc_ring::runtime::Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let runtime = common::host::runtime(&config).await;
     let blob = runtime.load_file("blob", wasm("blob")).unwrap();
     let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(64 * 1024, 8));
     let mut calls = ring

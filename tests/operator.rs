@@ -494,23 +494,49 @@ fn wait_in_use(url: &str, component: &str, n: f64) {
     }
 }
 
+/// A `faults` host served with `shutdown_timeout`, with one `sleep(ms)` call in flight
+/// on it from another host (whose caller gives up after `limit`).
+struct CallInFlight {
+    served: Served,
+    rt: tokio::runtime::Runtime,
+    call: tokio::task::JoinHandle<Result<anyhow::Result<u32>, tokio::time::error::Elapsed>>,
+    _nats: NatsServer,
+}
+
+impl CallInFlight {
+    fn start(name: &str, shutdown_timeout: &str, ms: u32, limit: Duration) -> Self {
+        let nats = NatsServer::start();
+        let dir = scratch(name, &[]);
+        let config = faults_host(&dir, &nats, shutdown_timeout);
+        let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
+        let url = metrics_url(&mut served);
+        let rt = runtime();
+        let call = sleep_in_flight(&rt, &nats, ms, limit);
+        wait_in_use(&url, "slow", 1.0);
+        Self {
+            served,
+            rt,
+            call,
+            _nats: nats,
+        }
+    }
+
+    /// The call's outcome: `None` if its caller gave up.
+    fn outcome(self) -> Option<anyhow::Result<u32>> {
+        self.rt.block_on(self.call).unwrap().ok()
+    }
+}
+
 /// SIGTERM with a call in flight: the host stops accepting, lets the call finish,
 /// prints its metrics and exits 0.
 #[test]
 fn sigterm_lets_the_calls_in_flight_finish() {
-    let nats = NatsServer::start();
-    let dir = scratch("sigterm-finish", &[]);
-    let config = faults_host(&dir, &nats, "60s");
-    let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
-    let url = metrics_url(&mut served);
-    let rt = runtime();
-    let in_flight = sleep_in_flight(&rt, &nats, 5000, CALL_LIMIT);
-    wait_in_use(&url, "slow", 1.0);
-    served.signal("-TERM");
-    let slept = rt.block_on(in_flight).unwrap();
+    let mut host = CallInFlight::start("sigterm-finish", "60s", 5000, CALL_LIMIT);
+    host.served.signal("-TERM");
+    let slept = host.rt.block_on(&mut host.call).unwrap();
     assert_eq!(slept.expect("the call in flight hung").unwrap(), 5000);
-    let status = served.wait_exit(STARTUP);
-    let printed = served.printed();
+    let status = host.served.wait_exit(STARTUP);
+    let printed = host.served.printed();
     assert!(status.success(), "exit {status}: {printed}");
     assert!(printed.contains("SIGTERM: stopped accepting"), "{printed}");
     assert!(printed.contains("for 1 call(s) in flight"), "{printed}");
@@ -522,25 +548,18 @@ fn sigterm_lets_the_calls_in_flight_finish() {
 /// it aborts, and still prints its metrics and exits 0; the call does not succeed.
 #[test]
 fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
-    let nats = NatsServer::start();
-    let dir = scratch("sigterm-abort", &[]);
-    let config = faults_host(&dir, &nats, "300ms");
-    let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
-    let url = metrics_url(&mut served);
-    let rt = runtime();
     // Far longer than the shutdown timeout; the caller gives up after 20 s.
-    let in_flight = sleep_in_flight(&rt, &nats, 100_000, Duration::from_secs(20));
-    wait_in_use(&url, "slow", 1.0);
-    served.signal("-TERM");
-    let status = served.wait_exit(STARTUP);
-    let printed = served.printed();
+    let mut host = CallInFlight::start("sigterm-abort", "300ms", 100_000, Duration::from_secs(20));
+    host.served.signal("-TERM");
+    let status = host.served.wait_exit(STARTUP);
+    let printed = host.served.printed();
     assert!(status.success(), "exit {status}: {printed}");
     assert!(
         printed.contains("1 call(s) still in flight after shutdown_timeout 300ms (slow: 1); aborting them"),
         "{printed}"
     );
     assert!(printed.contains("calls by path"), "{printed}");
-    if let Ok(Ok(ms)) = rt.block_on(in_flight).unwrap() {
+    if let Some(Ok(ms)) = host.outcome() {
         panic!("an aborted call returned {ms}");
     }
 }
@@ -549,19 +568,12 @@ fn sigterm_aborts_the_calls_past_the_shutdown_timeout() {
 /// host aborts them and exits 0 at once, instead of waiting out `shutdown_timeout`.
 #[test]
 fn a_second_sigterm_stops_waiting_for_the_calls_in_flight() {
-    let nats = NatsServer::start();
-    let dir = scratch("sigterm-twice", &[]);
-    let config = faults_host(&dir, &nats, "600s");
-    let mut served = Served::start(&config, &["--metrics-addr", "127.0.0.1:0"]);
-    let url = metrics_url(&mut served);
-    let rt = runtime();
-    let in_flight = sleep_in_flight(&rt, &nats, 100_000, Duration::from_secs(20));
-    wait_in_use(&url, "slow", 1.0);
-    served.signal("-TERM");
-    served.wait_for_out("SIGTERM: stopped accepting");
-    served.signal("-TERM");
-    let status = served.wait_exit(STARTUP);
-    let printed = served.printed();
+    let mut host = CallInFlight::start("sigterm-twice", "600s", 100_000, Duration::from_secs(20));
+    host.served.signal("-TERM");
+    host.served.wait_for_out("SIGTERM: stopped accepting");
+    host.served.signal("-TERM");
+    let status = host.served.wait_exit(STARTUP);
+    let printed = host.served.printed();
     assert!(status.success(), "exit {status}: {printed}");
     assert!(
         printed.contains("SIGTERM again: not waiting for the calls in flight"),
@@ -569,7 +581,7 @@ fn a_second_sigterm_stops_waiting_for_the_calls_in_flight() {
     );
     assert!(printed.contains("1 call(s) still in flight"), "{printed}");
     assert!(printed.contains("calls by path"), "{printed}");
-    if let Ok(Ok(ms)) = rt.block_on(in_flight).unwrap() {
+    if let Some(Ok(ms)) = host.outcome() {
         panic!("an aborted call returned {ms}");
     }
 }

@@ -9,10 +9,10 @@ mod ring_helpers;
 use std::time::Duration;
 
 use wrpc_ring::host::{CallContext, TransportKind};
-use wrpc_ring::runtime::{Component, Runtime};
+use wrpc_ring::runtime::Component;
 use wrpc_transport::InvokeExt as _;
 
-use common::host::{TestHost, config, wasm};
+use common::host::{TestHost, config, runtime, wasm};
 use common::nats::NatsServer;
 use ring_helpers::within_for;
 
@@ -132,9 +132,7 @@ async fn instance_call_streams_params_and_results_over_a_ring() {
     use futures::StreamExt as _;
     use wrpc_transport::Serve as _;
 
-    let config = config(TransportKind::Ring, None);
-    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-    let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let runtime = runtime(&config(TransportKind::Ring, None)).await;
     let greeter: std::sync::Arc<Component> = runtime.load_file("greeter", wasm("greeter")).unwrap();
     assert!(greeter.export(GREETER, "greet").is_ok());
     let err = greeter.export(GREETER, "shout").unwrap_err().to_string();
@@ -176,9 +174,7 @@ async fn a_component_with_a_start_function_loads_and_serves() {
         (func $seven (result u32) (canon lift (core func $i "seven")))
         (instance $scalar (export "seven" (func $seven)))
         (export "wrpc-ring:test/scalar" (instance $scalar)))"#;
-    let config = config(TransportKind::Ring, None);
-    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-    let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let runtime = runtime(&config(TransportKind::Ring, None)).await;
     let component = runtime.load("start", wat.as_bytes()).unwrap();
 
     let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(4096, 8));
@@ -203,9 +199,7 @@ async fn a_component_with_a_start_function_loads_and_serves() {
 
 #[tokio::test]
 async fn a_bad_component_is_a_clear_error() {
-    let config = config(TransportKind::Ring, None);
-    let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-    let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+    let runtime = runtime(&config(TransportKind::Ring, None)).await;
     let err = runtime.load("junk", b"not wasm").unwrap_err();
     assert!(
         format!("{err:#}").contains("`junk` is not a valid WebAssembly component"),

@@ -39,6 +39,12 @@ pub struct TestHost {
     pub serving: Vec<Serving>,
 }
 
+/// A runtime on a dispatcher of its own for `config`, serving nothing yet.
+pub async fn runtime(config: &HostConfig) -> Runtime {
+    let dispatcher = wrpc_ring::host::Dispatcher::new(config).await.unwrap();
+    Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap()
+}
+
 impl TestHost {
     /// Loads and serves `components` (`(id, file)`, a fresh instance per call), links
     /// `links` (`(source, interface, target)`), and lets the test call as `test`.
@@ -60,8 +66,7 @@ impl TestHost {
         components: &[ComponentConfig],
         links: &[(&str, &str, &str)],
     ) -> Self {
-        let dispatcher = wrpc_ring::host::Dispatcher::new(&config).await.unwrap();
-        let runtime = Runtime::new(dispatcher, &config.limits, &config.runtime).unwrap();
+        let runtime = runtime(&config).await;
         let mut serving = Vec::new();
         let mut loaded = Vec::new();
         for component in components {
