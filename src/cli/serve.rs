@@ -127,13 +127,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
          (SIGTERM or Ctrl-C again: stop waiting)"
     );
     // A second stop signal ends the wait: an operator can always stop the host.
-    let forced = tokio::select! {
-        left = host.drain(timeout) => Err(left),
-        again = signals.next_stop() => Ok(again),
-    };
-    let left = match forced {
-        Err(left) => left,
-        Ok(again) => {
+    let left = tokio::select! {
+        left = host.drain(timeout) => left,
+        again = signals.next_stop() => {
             eprintln!("shutdown: {again} again: not waiting for the calls in flight");
             host.calls_in_flight()
         }

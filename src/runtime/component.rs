@@ -352,12 +352,16 @@ impl Component {
         }
     }
 
+    /// The most linear memory one instance may grow to, in bytes.
+    fn max_memory(&self) -> usize {
+        usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX)
+    }
+
     /// A store for one fresh instance, with the call's time and memory limits.
     fn new_store(&self) -> Store<HostState> {
-        let state = lock(&self.spare).pop().unwrap_or_else(|| {
-            let max_memory = usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX);
-            HostState::new(self.dispatcher.clone(), &self.id, max_memory)
-        });
+        let state = lock(&self.spare)
+            .pop()
+            .unwrap_or_else(|| HostState::new(self.dispatcher.clone(), &self.id, self.max_memory()));
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
@@ -434,8 +438,7 @@ impl Component {
     ) -> anyhow::Result<()> {
         let mut lease = self.lease().await?;
         let func = self.func(&mut lease, export)?;
-        let max_params = usize::try_from(self.limits.max_memory.0).unwrap_or(usize::MAX);
-        let result = fast::call_export(shape, &mut lease.store, func, rd, wr, max_params).await;
+        let result = fast::call_export(shape, &mut lease.store, func, rd, wr, self.max_memory()).await;
         self.finish(lease, !matches!(result, Err(Failure::Guest(_))));
         result.map_err(|failure| self.failed(export, &failure.into_error()))
     }

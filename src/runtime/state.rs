@@ -78,9 +78,6 @@ impl HostState {
     /// if it is no larger than [`KEPT_PARAMS`]: one large import call must not leave
     /// every spare state and warm instance holding its buffer.
     pub(crate) fn return_params(&mut self, params: bytes::Bytes) {
-        if params.len() > KEPT_PARAMS {
-            return;
-        }
         if let Ok(buf) = params.try_into_mut() {
             if buf.capacity() <= KEPT_PARAMS {
                 self.params = buf;

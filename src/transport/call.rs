@@ -116,22 +116,21 @@ impl Dir {
 }
 
 impl Side {
-    /// Why a stream of `target` at `path` of `dir` ends because this side is gone
-    /// (built on that error path only).
-    fn gone_reason(self, target: &str, dir: Dir, path: &Path) -> String {
+    /// Why a stream of `target` (at `path` of `dir`, when at hand) ends because this
+    /// side is gone; built on that error path only.
+    fn gone_reason(self, target: Option<&Arc<Target>>, stream: Option<(Dir, &Path)>) -> String {
         let who = match self {
             Self::Client => "caller",
             Self::Server => "callee",
         };
-        if path.is_root() {
-            // Also for a sub-stream where the path is not at hand (`abandon`).
-            format!("the {who} of `{target}` dropped the invocation")
-        } else {
-            format!(
+        let target = target.map(ToString::to_string).unwrap_or_default();
+        match stream {
+            Some((dir, path)) if !path.is_root() => format!(
                 "the {who} of `{target}` dropped the invocation (async value path {:?} of the {})",
                 path.as_slice(),
                 dir.name()
-            )
+            ),
+            _ => format!("the {who} of `{target}` dropped the invocation"),
         }
     }
 }
@@ -546,7 +545,7 @@ impl State {
     /// `limits` allow.
     fn too_many_streams(&self, limits: &Limits, dir: Dir, path: &Path) -> Option<TransportError> {
         let max = limits.streams.load(Ordering::Relaxed);
-        (!self.has_room(limits)).then(|| TransportError::TooManyStreams {
+        (self.entries.len() >= max).then(|| TransportError::TooManyStreams {
             target: self.target_name(),
             path: path.as_slice().to_vec(),
             direction: dir.name(),
@@ -818,7 +817,7 @@ impl Call {
                 None if reader_gone => {
                     return WriterBinding::Failed(Failure::new(
                         io::ErrorKind::BrokenPipe,
-                        dir.reader().gone_reason(&state.target_name(), dir, path),
+                        dir.reader().gone_reason(state.target.as_ref(), Some((dir, path))),
                     ));
                 }
                 None => {
@@ -897,7 +896,7 @@ impl Call {
             if writer_gone {
                 return ReaderBinding::Failed(Failure::new(
                     io::ErrorKind::ConnectionAborted,
-                    dir.writer().gone_reason(&state.target_name(), dir, path),
+                    dir.writer().gone_reason(state.target.as_ref(), Some((dir, path))),
                 ));
             }
             if let Err(failure) = state.check_streams(&self.home.limits, dir, path) {
@@ -926,14 +925,10 @@ impl Call {
             WriterState::Ended(Some(reason)) => {
                 ReaderBinding::Failed(Failure::new(io::ErrorKind::ConnectionAborted, reason))
             }
-            WriterState::Absent if writer_gone => {
-                // `state.target` alone: the entry borrows `state.entries`.
-                let target = state.target.as_ref().map(ToString::to_string).unwrap_or_default();
-                ReaderBinding::Failed(Failure::new(
-                    io::ErrorKind::ConnectionAborted,
-                    dir.writer().gone_reason(&target, dir, path),
-                ))
-            }
+            WriterState::Absent if writer_gone => ReaderBinding::Failed(Failure::new(
+                io::ErrorKind::ConnectionAborted,
+                dir.writer().gone_reason(state.target.as_ref(), Some((dir, path))),
+            )),
             WriterState::Absent => {
                 entry.writer = WriterState::Absent;
                 if !parked {
@@ -1116,10 +1111,8 @@ impl Call {
                 // Nobody will write: a parked reader fails instead of waiting.
                 entry.writer = match entry.reader {
                     ReaderState::Done => WriterState::Done,
-                    _ => {
-                        let target = target.as_ref().map(ToString::to_string).unwrap_or_default();
-                        WriterState::Ended(Some(Cow::Owned(side.gone_reason(&target, dir, &Path::ROOT))))
-                    }
+                    // `retain` gives no path: the reason names the call only.
+                    _ => WriterState::Ended(Some(Cow::Owned(side.gone_reason(target.as_ref(), None)))),
                 };
                 if let ReaderState::Parked(waker) = std::mem::replace(&mut entry.reader, ReaderState::Absent)
                 {
