@@ -504,3 +504,158 @@ async fn gathered_parameters_stop_at_the_memory_limit() {
     }
     assert_eq!(ring.rings_in_use(), 0);
 }
+
+/// On the `Val` path (here: every export, `fast_path = false`), wrpc-runtime-wasmtime's
+/// decoder reserves room for a list's announced element count before any element
+/// arrives, and a failed allocation aborts the process. The host walks the parameters
+/// first: a list that announces more elements than the callee's memory could hold is
+/// a clear error naming the limit, for the caller and for the server; the component
+/// goes on serving; and parameters that arrive in pieces still decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn val_path_lists_are_bounded_before_they_are_decoded() {
+    let mut config = config(TransportKind::Ring, None, false);
+    config.limits.max_memory = wrpc_ring::host::ByteSize(4 << 20);
+    let runtime = common::host::runtime(&config).await;
+    let blob = runtime.load_file("blob", wasm("blob")).unwrap();
+    let kv = runtime.load_file("kv", wasm("kv")).unwrap();
+    let ring = wrpc_ring::Ring::new(wrpc_ring::RingPool::new(64 * 1024, 8));
+    let mut puts = ring
+        .serve(BLOB, "put", Vec::<Box<[Option<usize>]>>::new())
+        .await
+        .unwrap();
+    let mut sets = ring
+        .serve(KV, "set", Vec::<Box<[Option<usize>]>>::new())
+        .await
+        .unwrap();
+    let huge = |key: Option<&[u8]>| {
+        let mut params = Vec::new();
+        if let Some(key) = key {
+            string(key, &mut params);
+        }
+        uleb(u64::from(u32::MAX), &mut params);
+        (params, Vec::new())
+    };
+    let piecewise = |len: usize| {
+        let mut prefix = Vec::new();
+        uleb(len as u64, &mut prefix);
+        (prefix, pattern(len))
+    };
+    // (function, (the parameters' first bytes, the rest, sent in pieces), result or error)
+    type Case<'a> = (&'a str, (Vec<u8>, Vec<u8>), Result<&'a [u8], &'a str>);
+    let cases: [Case; 4] = [
+        (
+            "put",
+            huge(None),
+            Err(
+                "parameter 0 announces a list of 4294967295 elements, which cannot fit in the component's memory limit (4194304 bytes)",
+            ),
+        ),
+        (
+            "set",
+            huge(Some(b"key")),
+            Err("parameter 1 announces a list of 4294967295 elements"),
+        ),
+        ("put", piecewise(256 << 10), Ok(&[0x80, 0x80, 0x10])),
+        (
+            "put",
+            piecewise(8 << 20),
+            Err("the component's memory limit (4194304 bytes)"),
+        ),
+    ];
+    for (func, (prefix, body), want) in cases {
+        let (interface, component, calls) = match func {
+            "put" => (BLOB, blob.clone(), &mut puts),
+            _ => (KV, kv.clone(), &mut sets),
+        };
+        let (mut out, mut results) = ring
+            .invoke(None, interface, func, Bytes::new(), NO_PATHS)
+            .await
+            .unwrap();
+        let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
+        let server = tokio::spawn(async move { component.call(interface, func, incoming, outgoing).await });
+        let writer = async move {
+            out.write_all(&prefix).await?;
+            for piece in body.chunks(64 * 1024) {
+                out.write_all(piece).await?;
+            }
+            out.shutdown().await
+        };
+        let mut raw = Vec::new();
+        let (_written, read) = tokio::join!(writer, results.read_to_end(&mut raw));
+        let served = server.await.unwrap();
+        match want {
+            Ok(want) => {
+                served.unwrap();
+                read.unwrap();
+                assert_eq!(raw, want, "{func}'s result");
+            }
+            Err(want) => {
+                let err = format!("{:#}", served.unwrap_err());
+                assert!(err.contains(want), "{func}: {err}");
+                assert!(
+                    read.is_err(),
+                    "the caller's results end with the callee's failure"
+                );
+            }
+        }
+    }
+    assert_eq!(ring.rings_in_use(), 0);
+
+    // Served by a host, the caller reads the reason, and the component goes on serving.
+    let host = TestHost::start(config, &[("kv", "kv")], &[("test", KV, "kv")]).await;
+    let (params, _) = huge(Some(b"key"));
+    let err = raw_call(&host, KV, "set", params).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot fit in the component's memory limit"),
+        "{err}"
+    );
+    let (count,): (u64,) = host.call(KV, "count", ()).await.unwrap();
+    assert_eq!(count, 0);
+}
+
+/// The same bound on an import's results, which the `Val` polyfill decodes: a callee
+/// (a raw server here, a NATS peer in general) that answers blob-proxy's forwarded
+/// call with a list of ~4 billion elements fails that call with a clear error instead
+/// of aborting the host. `fetch-chunks` (`list<list<u8>>`) takes the `Val` path even
+/// with the fast path on; `fetch` (`list<u8>`) with it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn val_path_import_results_are_bounded_before_they_are_decoded() {
+    for (fast_path, func) in [(true, "fetch-chunks"), (false, "fetch")] {
+        let host = TestHost::start(
+            config(TransportKind::Ring, None, fast_path),
+            &[("blob-proxy", "blob-proxy")],
+            &[("test", BLOB, "blob-proxy"), ("blob-proxy", BLOB, "liar")],
+        )
+        .await;
+        let dispatcher = host.runtime.dispatcher().clone();
+        dispatcher.add_component("liar");
+        let server = dispatcher.servers("liar").await.unwrap().remove(0);
+        let mut calls = server
+            .serve(BLOB, func, Vec::<Box<[Option<usize>]>>::new())
+            .await
+            .unwrap();
+        let liar = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (_cx, mut outgoing, _incoming) = calls.next().await.unwrap().unwrap();
+                let mut results = Vec::new();
+                uleb(u64::from(u32::MAX), &mut results);
+                outgoing.write_all(&results).await.unwrap();
+                outgoing.shutdown().await.unwrap();
+            }
+        });
+        for _ in 0..2 {
+            let err = match func {
+                "fetch" => host.call::<_, (Bytes,)>(BLOB, func, (16u32,)).await.map(drop),
+                _ => host.call::<_, (Vec<Bytes>,)>(BLOB, func, (16u64, 4u32)).await.map(drop),
+            }
+            .unwrap_err();
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("result 0 announces a list of 4294967295 elements, which cannot fit in the component's memory limit"),
+                "{func}: {err}"
+            );
+        }
+        liar.await.unwrap();
+    }
+}

@@ -20,8 +20,9 @@ use wrpc_transport::Index;
 
 use super::engine::EPOCH_TICK;
 use super::fast::{self, Failure, Shape};
+use super::scan;
 use super::serve::{GuardedOutgoing, ResultsSlot, describe, panic_message, within_limit};
-use super::state::HostState;
+use super::state::{HostState, ValImports};
 use crate::host::{AnyIncoming, Dispatcher, InstanceMode, LimitsConfig, ServeOutgoing};
 
 /// Host-defined resources shared with guests: none in this runtime.
@@ -140,6 +141,8 @@ pub struct Component {
     by_name: HashMap<Box<str>, HashMap<Box<str>, usize>>,
     pub(crate) io_streams: Arc<[ResourceType]>,
     pub(crate) host_resources: HostResources,
+    /// The result types of the imports on the `Val` path, walked before they decode.
+    val_imports: Arc<ValImports>,
     dispatcher: Dispatcher,
     limits: LimitsConfig,
     mode: InstanceMode,
@@ -176,6 +179,7 @@ impl Component {
             .map_err(anyhow::Error::from)
             .context("failed to link WASI p2")?;
         let host_resources: HostResources = Arc::default();
+        let mut val_imports = ValImports::new(usize::try_from(limits.max_memory.0).unwrap_or(usize::MAX));
         let ty = component.component_type();
         for (name, item) in ty.imports(engine) {
             if name.starts_with("wasi:") {
@@ -185,6 +189,7 @@ impl Component {
                 engine,
                 &mut linker,
                 &host_resources,
+                &mut val_imports,
                 instances.fast_path,
                 name,
                 item,
@@ -247,6 +252,7 @@ impl Component {
             by_name,
             io_streams,
             host_resources,
+            val_imports: Arc::new(val_imports),
             dispatcher: dispatcher.clone(),
             limits: limits.clone(),
             mode: instances.mode,
@@ -359,9 +365,14 @@ impl Component {
 
     /// A store for one fresh instance, with the call's time and memory limits.
     fn new_store(&self) -> Store<HostState> {
-        let state = lock(&self.spare)
-            .pop()
-            .unwrap_or_else(|| HostState::new(self.dispatcher.clone(), &self.id, self.max_memory()));
+        let state = lock(&self.spare).pop().unwrap_or_else(|| {
+            HostState::new(
+                self.dispatcher.clone(),
+                self.val_imports.clone(),
+                &self.id,
+                self.max_memory(),
+            )
+        });
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
@@ -451,6 +462,21 @@ impl Component {
     {
         use wrpc_runtime_wasmtime::CallError;
 
+        // The parameters are walked (and their lists bounded) before the upstream
+        // decoder sees them, and before an instance is taken for them.
+        let mut incoming = scan::Checked::new(
+            incoming,
+            &export.params,
+            self.io_streams.clone(),
+            self.max_memory(),
+            "parameter",
+        );
+        incoming.walked().await.map_err(|err| {
+            self.failed(
+                export,
+                &anyhow::Error::from(err).context("failed to decode the parameters"),
+            )
+        })?;
         let mut lease = self.lease().await?;
         let func = self.func(&mut lease, export)?;
         let result = wrpc_runtime_wasmtime::call(
@@ -668,6 +694,7 @@ fn link_import(
     engine: &Engine,
     linker: &mut Linker<HostState>,
     host_resources: &HostResources,
+    val_imports: &mut ValImports,
     fast_path: bool,
     name: &str,
     item: ComponentItem,
@@ -679,7 +706,15 @@ fn link_import(
             for (func_name, item) in instance.exports(engine) {
                 match item {
                     ComponentItem::ComponentFunc(func) => {
-                        link_function(&mut linker, host_resources, fast_path, func, name, func_name)?;
+                        link_function(
+                            &mut linker,
+                            host_resources,
+                            val_imports,
+                            fast_path,
+                            func,
+                            name,
+                            func_name,
+                        )?;
                     }
                     item => wrpc_runtime_wasmtime::link_item(
                         engine,
@@ -695,9 +730,15 @@ fn link_import(
             }
             Ok(())
         }
-        ComponentItem::ComponentFunc(func) => {
-            link_function(&mut linker.root(), host_resources, fast_path, func, "", name)
-        }
+        ComponentItem::ComponentFunc(func) => link_function(
+            &mut linker.root(),
+            host_resources,
+            val_imports,
+            fast_path,
+            func,
+            "",
+            name,
+        ),
         item => wrpc_runtime_wasmtime::link_item(
             engine,
             &mut linker.root(),
@@ -714,6 +755,7 @@ fn link_import(
 fn link_function(
     linker: &mut LinkerInstance<'_, HostState>,
     host_resources: &HostResources,
+    val_imports: &mut ValImports,
     fast_path: bool,
     func: ComponentFunc,
     interface: &str,
@@ -728,15 +770,27 @@ fn link_function(
     };
     match shape {
         Some(shape) => super::import::link(linker, shape, interface.into(), name, rpc_name(name).into()),
-        None => wrpc_runtime_wasmtime::link_function(
-            linker,
-            Arc::<[ResourceType]>::from([]),
-            host_resources.clone(),
-            func,
-            interface,
-            name,
-        )
-        .map_err(anyhow::Error::from),
+        None => {
+            // The polyfill reads an import's results as the function's results, except
+            // for a `result<T, wrpc:rpc/error>`, which it reads as `T` alone (when such
+            // a host resource is linked): such functions are not walked.
+            let rpc_error = matches!(
+                results.as_slice(),
+                [Type::Result(result)] if matches!(result.err(), Some(Type::Own(_) | Type::Borrow(_)))
+            );
+            if !rpc_error {
+                val_imports.insert(interface, rpc_name(name), results.into());
+            }
+            wrpc_runtime_wasmtime::link_function(
+                linker,
+                Arc::<[ResourceType]>::from([]),
+                host_resources.clone(),
+                func,
+                interface,
+                name,
+            )
+            .map_err(anyhow::Error::from)
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 //!   side of a call on any transport;
 //! - `fast`, `import`: the typed fast path for byte-shaped and scalar signatures, on
 //!   the export and on the import side;
+//! - `scan`: the `Val` path's parameters walked, and their lists bounded, before the
+//!   upstream decoder reads them;
 //! - `serve`: the `Val` path's results writer, which faults can still abort;
 //! - `state`: the per-call store data (WASI p2, the polyfill context, limits);
 //! - [`Host`]: all of it built from a [`HostConfig`](crate::host::HostConfig).
@@ -17,6 +19,7 @@ mod engine;
 mod fast;
 mod host;
 mod import;
+mod scan;
 mod serve;
 mod state;
 mod workers;

@@ -4,15 +4,20 @@
 //! hands its data back (`Store::into_data`) and the component keeps it for the next
 //! call, so the WASI context and the buffers are built once, not per call.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use wasmtime::component::ResourceTable;
+use bytes::{Bytes, BytesMut};
+use wasmtime::component::{ResourceTable, ResourceType, Type};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wrpc_runtime_wasmtime::{SharedResourceTable, WrpcCtx, WrpcCtxView, WrpcView};
 
-use crate::host::{CallContext, Dispatcher};
+use wrpc_transport::Invoke;
+
+use super::scan::Checked;
+use crate::host::{CallContext, CallIncoming, CallOutgoing, Dispatcher};
 
 /// The largest import parameter buffer a store keeps for its next import call.
 const KEPT_PARAMS: usize = 64 * 1024;
@@ -30,18 +35,23 @@ pub(crate) struct HostState {
 /// The polyfill context: imports of the component are invoked through the dispatcher,
 /// as the component (`source-id`) on the default link.
 struct WrpcState {
-    dispatcher: Dispatcher,
+    client: ValClient,
     cx: CallContext,
     shared: SharedResourceTable,
 }
 
 impl HostState {
-    pub(crate) fn new(dispatcher: Dispatcher, component: &str, max_memory: usize) -> Self {
+    pub(crate) fn new(
+        dispatcher: Dispatcher,
+        imports: Arc<ValImports>,
+        component: &str,
+        max_memory: usize,
+    ) -> Self {
         Self {
             wasi: WasiCtx::builder().inherit_stderr().build(),
             table: ResourceTable::new(),
             wrpc: WrpcState {
-                dispatcher,
+                client: ValClient { dispatcher, imports },
                 cx: CallContext::new(component),
                 shared: SharedResourceTable::default(),
             },
@@ -63,7 +73,7 @@ impl HostState {
 
     /// The dispatcher and the context the component's imports are invoked with.
     pub(crate) fn caller(&self) -> (&Dispatcher, &CallContext) {
-        (&self.wrpc.dispatcher, &self.wrpc.cx)
+        (&self.wrpc.client.dispatcher, &self.wrpc.cx)
     }
 
     /// The import parameter buffer, empty; give it back with
@@ -95,13 +105,13 @@ impl WasiView for HostState {
     }
 }
 
-impl WrpcCtx<Dispatcher> for WrpcState {
+impl WrpcCtx<ValClient> for WrpcState {
     fn context(&self) -> CallContext {
         self.cx.clone()
     }
 
-    fn client(&self) -> &Dispatcher {
-        &self.dispatcher
+    fn client(&self) -> &ValClient {
+        &self.client
     }
 
     fn shared_resources(&mut self) -> &mut SharedResourceTable {
@@ -116,12 +126,87 @@ impl WrpcCtx<Dispatcher> for WrpcState {
 }
 
 impl WrpcView for HostState {
-    type Invoke = Dispatcher;
+    type Invoke = ValClient;
 
-    fn wrpc(&mut self) -> WrpcCtxView<'_, Dispatcher> {
+    fn wrpc(&mut self) -> WrpcCtxView<'_, ValClient> {
         WrpcCtxView {
             ctx: &mut self.wrpc,
             table: &mut self.table,
         }
+    }
+}
+
+/// The result types of an interface's functions, by wRPC function name.
+type ResultTypes = HashMap<Box<str>, Arc<[Type]>>;
+
+/// The result types of a component's imports on the `Val` path, by interface and
+/// wRPC function name, and the component's memory limit.
+#[derive(Debug, Default)]
+pub(crate) struct ValImports {
+    /// interface → function → result types.
+    results: HashMap<Box<str>, ResultTypes>,
+    max_memory: usize,
+}
+
+impl ValImports {
+    pub(crate) fn new(max_memory: usize) -> Self {
+        Self {
+            results: HashMap::new(),
+            max_memory,
+        }
+    }
+
+    /// Records that `func` of `interface` (`""` at the root) returns `results` on the
+    /// wire.
+    pub(crate) fn insert(&mut self, interface: &str, func: &str, results: Arc<[Type]>) {
+        self.results
+            .entry(interface.into())
+            .or_default()
+            .insert(func.into(), results);
+    }
+}
+
+/// The client of `wrpc_runtime_wasmtime`'s `Val` polyfill: the dispatcher, with each
+/// import's results walked and bounded ([`Checked`]) before the polyfill decodes them,
+/// so that a callee announcing a huge list cannot make the decoder's allocation abort
+/// the process.
+pub(crate) struct ValClient {
+    dispatcher: Dispatcher,
+    imports: Arc<ValImports>,
+}
+
+impl Invoke for ValClient {
+    type Context = CallContext;
+    type Outgoing = CallOutgoing;
+    type Incoming = Checked<CallIncoming>;
+
+    async fn invoke<P>(
+        &self,
+        cx: Self::Context,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: impl AsRef<[P]> + Send,
+    ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        let (outgoing, incoming) = self.dispatcher.invoke(cx, instance, func, params, paths).await?;
+        let results = self
+            .imports
+            .results
+            .get(instance)
+            .and_then(|funcs| funcs.get(func));
+        let incoming = match results {
+            Some(results) => Checked::new(
+                incoming,
+                results,
+                Arc::<[ResourceType]>::from([]),
+                self.imports.max_memory,
+                "result",
+            ),
+            None => Checked::plain(incoming),
+        };
+        Ok((outgoing, incoming))
     }
 }
