@@ -647,7 +647,10 @@ async fn val_path_import_results_are_bounded_before_they_are_decoded() {
         for _ in 0..2 {
             let err = match func {
                 "fetch" => host.call::<_, (Bytes,)>(BLOB, func, (16u32,)).await.map(drop),
-                _ => host.call::<_, (Vec<Bytes>,)>(BLOB, func, (16u64, 4u32)).await.map(drop),
+                _ => host
+                    .call::<_, (Vec<Bytes>,)>(BLOB, func, (16u64, 4u32))
+                    .await
+                    .map(drop),
             }
             .unwrap_err();
             let err = format!("{err:#}");
