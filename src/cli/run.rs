@@ -85,6 +85,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         print_report(&config, &args, &measured, &metrics);
     }
+    outcome(measured.failed, args.count)
+}
+
+/// The run's exit: an error (exit status 1) when any measured call failed, after the
+/// report, so that a script cannot take a run of failures for a measurement.
+fn outcome(failed: u64, count: u64) -> anyhow::Result<()> {
+    if failed > 0 {
+        bail!("{failed} of {count} calls failed (the figures above are of the calls that succeeded)");
+    }
     Ok(())
 }
 
@@ -157,9 +166,6 @@ async fn call_many(
         bar.finish_and_clear();
     }
     let failed = failures.load(Ordering::Relaxed);
-    if failed > 0 {
-        eprintln!("{failed} of {count} calls failed");
-    }
     Measured {
         latency,
         failed,
@@ -285,7 +291,14 @@ fn split_function(function: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_function;
+    use super::{outcome, split_function};
+
+    #[test]
+    fn a_run_with_failed_calls_ends_in_an_error() {
+        assert!(outcome(0, 10).is_ok());
+        let err = outcome(3, 10).unwrap_err().to_string();
+        assert!(err.starts_with("3 of 10 calls failed"), "{err}");
+    }
 
     #[test]
     fn a_function_splits_at_its_hash_before_any_dot() {
