@@ -455,7 +455,7 @@ mod tests {
     use super::*;
     use wasmtime::Engine;
     use wasmtime::component::types::ComponentItem;
-    use wasmtime::component::{Component, ResourceType};
+    use wasmtime::component::{Component, ResourceType, Val};
 
     /// The named types that [`SIGNATURE`] uses (an imported function may use a
     /// variant or flags type only by a name).
@@ -463,16 +463,23 @@ mod tests {
         (type $v' (variant (case "x" u64) (case "y")))
         (import "v" (type $v (eq $v')))
         (type $fl' (flags "p" "q" "r"))
-        (import "fl" (type $fl (eq $fl')))"#;
+        (import "fl" (type $fl (eq $fl')))
+        (type $e' (enum "one" "two" "three"))
+        (import "e" (type $e (eq $e')))
+        (type $r' (record (field "x" s16) (field "y" (list (list u32))) (field "z" $e)))
+        (import "r" (type $r (eq $r')))"#;
 
     /// The parameter types of import `f` of a component that imports [`TYPES`] and it.
     fn params(signature: &str) -> Vec<Type> {
-        let engine = Engine::default();
+        params_in(&Engine::default(), signature)
+    }
+
+    fn params_in(engine: &Engine, signature: &str) -> Vec<Type> {
         let wat = format!("(component {TYPES} (import \"f\" (func {signature})))");
-        let component = Component::new(&engine, wat).unwrap();
+        let component = Component::new(engine, wat).unwrap();
         let (_, item) = component
             .component_type()
-            .imports(&engine)
+            .imports(engine)
             .find(|(name, _)| *name == "f")
             .unwrap();
         let ComponentItem::ComponentFunc(func) = item else {
@@ -632,5 +639,117 @@ mod tests {
         let err = checked.read_u8().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains(want), "{err}");
+    }
+
+    /// Another signature, for the types [`SIGNATURE`] leaves out.
+    const SIGNATURE_2: &str = r#"
+        (param "r" $r)
+        (param "u" u16)
+        (param "i" s32)
+        (param "f" float32)
+        (param "l" u64)
+        (param "o" (option string))
+        (param "c" char)"#;
+
+    /// Three values of each parameter of [`SIGNATURE`] and [`SIGNATURE_2`].
+    fn values() -> [Vec<[Val; 3]>; 2] {
+        use Val::*;
+        let string = |s: &str| String(s.into());
+        let boxed = |v: Val| Some(Box::new(v));
+        let tuple = |n: u32, s: &str| Tuple(vec![U32(n), string(s)]);
+        let record = |x: i16, y: Vec<Vec<u32>>, z: &str| {
+            let y = y
+                .into_iter()
+                .map(|l| List(l.into_iter().map(U32).collect()))
+                .collect();
+            Record(vec![
+                ("x".into(), S16(x)),
+                ("y".into(), List(y)),
+                ("z".into(), Enum(z.into())),
+            ])
+        };
+        [
+            vec![
+                [
+                    List(vec![]),
+                    List(vec![tuple(300, "hi"), tuple(0, "")]),
+                    List(vec![tuple(u32::MAX, "ünï")]),
+                ],
+                [
+                    Option(None),
+                    Option(boxed(Variant("x".into(), boxed(U64(1 << 40))))),
+                    Option(boxed(Variant("y".into(), None))),
+                ],
+                [
+                    Result(Ok(boxed(Char('é')))),
+                    Result(Ok(boxed(Char('😀')))),
+                    Result(Err(boxed(List(vec![Float64(1.0), Float64(-0.0)])))),
+                ],
+                [
+                    Flags(vec![]),
+                    Flags(vec!["p".into(), "r".into()]),
+                    Flags(vec!["q".into()]),
+                ],
+                [Bool(false), Bool(true), Bool(true)],
+                [S64(-1), S64(i64::MIN), S64(i64::MAX)],
+                [
+                    List(vec![]),
+                    List(vec![U8(7), U8(8), U8(9)]),
+                    List(vec![U8(0); 300]),
+                ],
+            ],
+            vec![
+                [
+                    record(0, vec![], "one"),
+                    record(-300, vec![vec![], vec![1, 1 << 20]], "three"),
+                    record(i16::MIN, vec![vec![u32::MAX]], "two"),
+                ],
+                [U16(0), U16(200), U16(u16::MAX)],
+                [S32(0), S32(i32::MIN), S32(-65)],
+                [Float32(0.0), Float32(1.5), Float32(f32::MIN_POSITIVE)],
+                [U64(0), U64(127), U64(u64::MAX)],
+                [
+                    Option(None),
+                    Option(boxed(string(""))),
+                    Option(boxed(string("some text"))),
+                ],
+                [Char('a'), Char('\u{7ff}'), Char('\u{10ffff}')],
+            ],
+        ]
+    }
+
+    /// Whatever values wrpc-runtime-wasmtime's encoder writes, the walk ends exactly at
+    /// their end, however the bytes arrive: it never stops early, runs past them or
+    /// refuses them.
+    #[tokio::test]
+    async fn the_walk_agrees_with_the_encoder_of_wrpc_runtime_wasmtime() {
+        use bytes::BytesMut;
+        use tokio_util::codec::Encoder as _;
+        use wrpc_runtime_wasmtime::ValEncoder;
+
+        let dispatcher = crate::host::Dispatcher::new(&crate::host::HostConfig::default())
+            .await
+            .unwrap();
+        let engine = Engine::default();
+        let state = super::super::state::HostState::new(dispatcher, Arc::default(), "test", 1 << 20);
+        let mut store = wasmtime::Store::new(&engine, state);
+        for (signature, values) in [SIGNATURE, SIGNATURE_2].into_iter().zip(values()) {
+            let params = params_in(&engine, signature);
+            assert_eq!(params.len(), values.len());
+            for pick in 0..3 {
+                let mut buf = BytesMut::new();
+                for (ty, vals) in params.iter().zip(&values) {
+                    let mut enc = ValEncoder::<_, wrpc_transport::frame::Outgoing>::new(
+                        wasmtime::AsContextMut::as_context_mut(&mut store),
+                        ty,
+                        &[],
+                        &[],
+                    );
+                    enc.encode(&vals[pick], &mut buf).unwrap();
+                }
+                let walked = walk_bytewise(&params, &buf, 1 << 20).unwrap();
+                assert_eq!(walked, (Step::Done, buf.len()), "values #{pick} of {signature}");
+            }
+        }
     }
 }
