@@ -510,3 +510,40 @@ async fn concurrent_ring_calls_with_cancellations_all_end_on_two_workers() {
     let (chain,): (String,) = host.call(STAGE, "run", ("after".to_string(),)).await.unwrap();
     assert_eq!(chain, "a(b(c(after)))");
 }
+
+/// A component set up while NATS was unreachable is served over NATS once NATS is up:
+/// another host's calls reach it without a restart of the host that serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_served_while_nats_was_down_is_served_over_nats_once_it_is_up() {
+    // Free now; the server starts on it once the callee is serving without it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut callee_config = config(TransportKind::Ring, None);
+    callee_config.nats.url = Some(format!("nats://127.0.0.1:{port}"));
+    callee_config.lattice = "late".into();
+    let callee = TestHost::start(callee_config.clone(), &[("greeter", "greeter")], &[]).await;
+    let nats = NatsServer::start_on(port);
+    let mut caller_config = callee_config;
+    caller_config.limits.invocation_timeout = Duration::from_secs(2);
+    let caller = TestHost::start(caller_config, &[], &[("test", GREETER, "greeter")]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let greeting = loop {
+        match caller.call::<_, (String,)>(GREETER, "greet", ("late",)).await {
+            Ok((greeting,)) => break greeting,
+            Err(err) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the callee was never served over NATS (60 s after it came up): {err:#}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(greeting.contains("late"), "{greeting}");
+    let metrics = caller.runtime.dispatcher().metrics();
+    assert!(metrics.transport(TransportKind::Nats).calls >= 1, "{metrics}");
+    drop((caller, callee, nats));
+}

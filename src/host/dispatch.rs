@@ -22,6 +22,10 @@ use super::streams::{AnyIncoming, AnyOutgoing, CallIncoming, CallOutgoing};
 use crate::Headers;
 use crate::transport::hash::FxHashMap;
 
+/// How often [`Dispatcher::nats_server_once_connected`] checks whether NATS is reached.
+#[cfg(feature = "wasmtime")]
+const NATS_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 struct Inner {
     lattice: String,
     limits: LimitsConfig,
@@ -320,20 +324,25 @@ impl Dispatcher {
     /// While NATS is unreachable the NATS server is left out (with a warning) so that
     /// the host still serves its own components; with `transport = "nats"` that is an
     /// error instead, since the component could not be called at all.
+    /// The runtime's `Runtime::serve` (feature `wasmtime`) adds the NATS server once
+    /// NATS is reached.
     ///
     /// # Errors
     ///
     /// If `component` was not added, or no server could be set up.
     pub async fn servers(&self, component: &str) -> anyhow::Result<Vec<ComponentServer>> {
-        let routes = self.routes();
-        let local = routes.local.get(component).with_context(|| {
-            format!("component `{component}` is not part of this host (add_component first)")
-        })?;
+        Ok(self.servers_now(component).await?.0)
+    }
+
+    /// [`servers`](Self::servers), and whether the NATS server was left out because
+    /// NATS is not reached yet (then `nats_server_once_connected` gives it).
+    pub(crate) async fn servers_now(&self, component: &str) -> anyhow::Result<(Vec<ComponentServer>, bool)> {
+        let local = self.local_of(component)?;
         let mut servers = Vec::new();
-        if let Some(transport) = &local.transport {
+        if let Some(transport) = local.transport {
             servers.push(ComponentServer {
-                kind: ServerKind::Local(transport.clone()),
-                permits: local.permits.clone(),
+                kind: ServerKind::Local(transport),
+                permits: local.permits,
             });
         }
         if let Some(nats) = &self.inner.nats {
@@ -341,22 +350,54 @@ impl Dispatcher {
                 tracing::warn!(
                     component,
                     url = nats.url(),
-                    "NATS unreachable: serving on this host only"
+                    "NATS unreachable: serving on this host only until it is reached"
                 );
-                return Ok(servers);
+                return Ok((servers, true));
             }
             nats.ensure_connected()?;
-            let prefix: Arc<str> = self.prefix(component).into();
-            let group: Arc<str> = prefix.clone();
-            let client = wrpc_transport_nats::Client::new(nats.client().clone(), prefix, Some(group))
-                .await
-                .with_context(|| format!("failed to serve `{component}` on NATS `{}`", nats.url()))?;
-            servers.push(ComponentServer {
-                kind: ServerKind::Nats(client, nats.client().clone()),
-                permits: local.permits.clone(),
-            });
+            servers.push(self.nats_server(component).await?);
         }
-        Ok(servers)
+        Ok((servers, false))
+    }
+
+    /// The NATS server of `component`, once NATS is connected: waits for that,
+    /// checking every [`NATS_WAIT`].
+    ///
+    /// # Errors
+    ///
+    /// If no NATS url is configured, `component` is no longer part of this host, or
+    /// the server cannot be set up.
+    #[cfg(feature = "wasmtime")]
+    pub(crate) async fn nats_server_once_connected(
+        &self,
+        component: &str,
+    ) -> anyhow::Result<ComponentServer> {
+        let nats = self.inner.nats.as_ref().context("no NATS url is configured")?;
+        while !nats.is_connected() {
+            tokio::time::sleep(NATS_WAIT).await;
+        }
+        self.nats_server(component).await
+    }
+
+    /// The local routes' entry of `component`.
+    fn local_of(&self, component: &str) -> anyhow::Result<LocalComponent> {
+        self.routes().local.get(component).cloned().with_context(|| {
+            format!("component `{component}` is not part of this host (add_component first)")
+        })
+    }
+
+    async fn nats_server(&self, component: &str) -> anyhow::Result<ComponentServer> {
+        let nats = self.inner.nats.as_ref().context("no NATS url is configured")?;
+        let permits = self.local_of(component)?.permits;
+        let prefix: Arc<str> = self.prefix(component).into();
+        let group: Arc<str> = prefix.clone();
+        let client = wrpc_transport_nats::Client::new(nats.client().clone(), prefix, Some(group))
+            .await
+            .with_context(|| format!("failed to serve `{component}` on NATS `{}`", nats.url()))?;
+        Ok(ComponentServer {
+            kind: ServerKind::Nats(client, nats.client().clone()),
+            permits,
+        })
     }
 
     /// A call over NATS, on a client lent to it: the client is the call's until its

@@ -39,7 +39,9 @@ pub use self::host::{Host, LinkChanges, ReloadSummary};
 
 use self::component::Instances;
 use self::workers::{Job, Workers};
-use crate::host::{ComponentConfig, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind};
+use crate::host::{
+    ComponentConfig, ComponentServer, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind,
+};
 
 /// Loads components and serves their exports through a [`Dispatcher`].
 ///
@@ -174,45 +176,33 @@ impl Runtime {
         // The accept loops share the component's workers; the last loop to end (when
         // `Serving` is dropped) dismisses them.
         let workers = Arc::new(Workers::new(component.clone(), self.limits.max_instances));
-        for server in self.dispatcher.servers(component.id()).await? {
-            let transport = server.transport();
-            for (index, export) in component.exports().iter().enumerate() {
-                let invocations = server
-                    .serve(export.interface(), export.rpc_name(), export.paths().clone())
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "failed to serve `{export:?}` of `{}` over {transport}",
-                            component.id(),
-                        )
-                    })?;
-                let component = component.clone();
-                let tasks = if transport == TransportKind::Nats {
-                    &mut serving.remote
-                } else {
-                    &mut serving.local
+        let (servers, nats_later) = self.dispatcher.servers_now(component.id()).await?;
+        for server in servers {
+            let tasks = if server.transport() == TransportKind::Nats {
+                &mut serving.remote
+            } else {
+                &mut serving.local
+            };
+            accept_on(&server, &component, &workers, tasks).await?;
+        }
+        if nats_later {
+            // Served over NATS too once NATS is reached: other hosts' calls then find
+            // this component without a restart. Aborted with the other NATS loops.
+            let dispatcher = self.dispatcher.clone();
+            serving.remote.spawn(async move {
+                let mut loops = JoinSet::new();
+                let served = match dispatcher.nats_server_once_connected(component.id()).await {
+                    Ok(server) => accept_on(&server, &component, &workers, &mut loops).await,
+                    Err(err) => Err(err),
                 };
-                let workers = workers.clone();
-                tasks.spawn(async move {
-                    let mut invocations = std::pin::pin!(invocations);
-                    while let Some(item) = invocations.next().await {
-                        match item {
-                            Ok((_headers, outgoing, incoming)) => workers.run(Job {
-                                index,
-                                transport,
-                                outgoing,
-                                incoming,
-                            }),
-                            Err(err) => tracing::warn!(
-                                %err,
-                                component = component.id(),
-                                export = ?component.exports()[index],
-                                "failed to accept an invocation"
-                            ),
-                        }
+                match served {
+                    Ok(()) => tracing::info!(component = component.id(), "NATS reached: serving over NATS too"),
+                    Err(err) => {
+                        tracing::warn!(component = component.id(), error = %format!("{err:#}"), "NATS reached, but serving over it failed");
                     }
-                });
-            }
+                }
+                while loops.join_next().await.is_some() {}
+            });
         }
         Ok(serving)
     }
@@ -261,4 +251,48 @@ impl Serving {
     pub fn stop_accepting_remote(&mut self) {
         self.remote.abort_all();
     }
+}
+
+/// Serves every export of `component` on `server`: an accept loop per export, spawned
+/// on `tasks`, handing each call to `workers`.
+async fn accept_on(
+    server: &ComponentServer,
+    component: &Arc<Component>,
+    workers: &Arc<Workers>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<()> {
+    let transport = server.transport();
+    for (index, export) in component.exports().iter().enumerate() {
+        let invocations = server
+            .serve(export.interface(), export.rpc_name(), export.paths().clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to serve `{export:?}` of `{}` over {transport}",
+                    component.id(),
+                )
+            })?;
+        let component = component.clone();
+        let workers = workers.clone();
+        tasks.spawn(async move {
+            let mut invocations = std::pin::pin!(invocations);
+            while let Some(item) = invocations.next().await {
+                match item {
+                    Ok((_headers, outgoing, incoming)) => workers.run(Job {
+                        index,
+                        transport,
+                        outgoing,
+                        incoming,
+                    }),
+                    Err(err) => tracing::warn!(
+                        %err,
+                        component = component.id(),
+                        export = ?component.exports()[index],
+                        "failed to accept an invocation"
+                    ),
+                }
+            }
+        });
+    }
+    Ok(())
 }
