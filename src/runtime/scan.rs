@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::BufMut as _;
 use tokio::io::{AsyncRead, ReadBuf};
 use wasmtime::component::{ResourceType, Type};
 use wasmtime_wasi::p2::DynInputStream;
@@ -115,17 +116,17 @@ impl<I: AsyncRead + Unpin> Checked<I> {
                 ));
                 continue;
             }
-            self.head.resize(len + CHUNK.min(max - len), 0);
-            let mut buf = ReadBuf::new(&mut self.head[len..]);
-            let read = Pin::new(&mut self.inner).poll_read(cx, &mut buf);
-            let n = buf.filled().len();
-            self.head.truncate(len + n);
-            match read {
+            // Into the spare capacity, which is not zeroed first: a reader that
+            // delivers a few bytes per poll costs no more than their copy.
+            let want = CHUNK.min(max - len);
+            self.head.reserve(want);
+            let mut room = (&mut self.head).limit(want);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.inner), cx, &mut room) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                 // At the end of the stream, the decoder reports what is missing.
-                Poll::Ready(Ok(())) if n == 0 => self.walk = None,
-                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Ok(0)) => self.walk = None,
+                Poll::Ready(Ok(_)) => {}
             }
         }
     }
@@ -170,7 +171,7 @@ impl<I: AsyncRead + Unpin + wrpc_transport::Index<I>> wrpc_transport::Index<Self
 /// What [`Walk::advance`] found.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
-    /// Every parameter's bytes are in the buffer.
+    /// Every value's bytes are in the buffer.
     Done,
     /// The buffer ends inside a value.
     More,
@@ -188,8 +189,9 @@ enum Item {
     Many(Type, u32),
 }
 
-/// A resumable walk over the encoding of a parameter list: it stops where the bytes
-/// end and goes on from there once more have arrived.
+/// A resumable walk over the encoding of a list of values (an export's parameters, an
+/// import's results): it stops where the bytes end and goes on from there once more
+/// have arrived.
 struct Walk {
     todo: Vec<Item>,
     /// The nested values of the value just walked, last first.
