@@ -343,11 +343,25 @@ impl Walk {
             {
                 Some(Some(0))
             }
-            // Other resources are read to the end of the stream; the async types and
-            // maps are not supported by the decoder.
-            Type::Own(_)
-            | Type::Borrow(_)
-            | Type::Future(_)
+            // Other resources are remote handles: a length, for which the decoder
+            // reserves room, then it reads to the end of the stream, so the walk can
+            // go no further.
+            Type::Own(_) | Type::Borrow(_) => match leb_u32(rest) {
+                Some(Some((n, _))) if u64::from(n) > self.max_memory as u64 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} {} announces a resource handle of {n} bytes, more than the \
+                             component's memory limit ({} bytes)",
+                            self.what, self.param, self.max_memory
+                        ),
+                    ));
+                }
+                Some(None) => Some(None),
+                _ => None,
+            },
+            // The async types and maps are not supported by the decoder.
+            Type::Future(_)
             | Type::Stream(_)
             | Type::ErrorContext
             | Type::Map(_) => None,
@@ -469,7 +483,8 @@ mod tests {
         (type $e' (enum "one" "two" "three"))
         (import "e" (type $e (eq $e')))
         (type $r' (record (field "x" s16) (field "y" (list (list u32))) (field "z" $e)))
-        (import "r" (type $r (eq $r')))"#;
+        (import "r" (type $r (eq $r')))
+        (import "res" (type $res (sub resource)))"#;
 
     /// The parameter types of import `f` of a component that imports [`TYPES`] and it.
     fn params(signature: &str) -> Vec<Type> {
@@ -596,6 +611,19 @@ mod tests {
         let params = super::tests::params(r#"(param "v" (list (list u8)))"#);
         let err = walk_bytewise(&params, &[0xff, 0xff, 0xff, 0xff, 0x0f], 256 << 20).unwrap_err();
         assert!(err.to_string().contains("a list of 4294967295 elements"), "{err}");
+    }
+
+    #[test]
+    fn a_remote_resource_handle_is_bounded_and_ends_the_walk() {
+        let params = params(r#"(param "n" u32) (param "h" (own $res)) (param "l" (list u8))"#);
+        // Its length fits: the decoder reads the rest of the stream as the handle.
+        assert_eq!(walk_bytewise(&params, &[7, 16, 1, 2], 1 << 20).unwrap(), (Step::Stop, 1));
+        let err = walk_bytewise(&params, &[7, 0xff, 0xff, 0xff, 0xff, 0x0f], 1 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("parameter 1 announces a resource handle of 4294967295 bytes"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
