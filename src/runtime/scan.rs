@@ -361,10 +361,7 @@ impl Walk {
                 _ => None,
             },
             // The async types and maps are not supported by the decoder.
-            Type::Future(_)
-            | Type::Stream(_)
-            | Type::ErrorContext
-            | Type::Map(_) => None,
+            Type::Future(_) | Type::Stream(_) | Type::ErrorContext | Type::Map(_) => None,
         })
     }
 
@@ -617,7 +614,10 @@ mod tests {
     fn a_remote_resource_handle_is_bounded_and_ends_the_walk() {
         let params = params(r#"(param "n" u32) (param "h" (own $res)) (param "l" (list u8))"#);
         // Its length fits: the decoder reads the rest of the stream as the handle.
-        assert_eq!(walk_bytewise(&params, &[7, 16, 1, 2], 1 << 20).unwrap(), (Step::Stop, 1));
+        assert_eq!(
+            walk_bytewise(&params, &[7, 16, 1, 2], 1 << 20).unwrap(),
+            (Step::Stop, 1)
+        );
         let err = walk_bytewise(&params, &[7, 0xff, 0xff, 0xff, 0xff, 0x0f], 1 << 20).unwrap_err();
         assert!(
             err.to_string()
