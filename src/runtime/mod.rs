@@ -190,18 +190,29 @@ impl Runtime {
             // this component without a restart. Aborted with the other NATS loops.
             let dispatcher = self.dispatcher.clone();
             serving.remote.spawn(async move {
-                let mut loops = JoinSet::new();
-                let served = match dispatcher.nats_server_once_connected(component.id()).await {
-                    Ok(server) => accept_on(&server, &component, &workers, &mut loops).await,
-                    Err(err) => Err(err),
-                };
-                match served {
-                    Ok(()) => tracing::info!(component = component.id(), "NATS reached: serving over NATS too"),
-                    Err(err) => {
-                        tracing::warn!(component = component.id(), error = %format!("{err:#}"), "NATS reached, but serving over it failed");
+                loop {
+                    let mut loops = JoinSet::new();
+                    let served = match dispatcher.nats_server_once_connected(component.id()).await {
+                        Ok(server) => accept_on(&server, &component, &workers, &mut loops).await,
+                        Err(err) => Err(err),
+                    };
+                    match served {
+                        Ok(()) => {
+                            tracing::info!(component = component.id(), "NATS reached: serving over NATS too");
+                            while loops.join_next().await.is_some() {}
+                            return;
+                        }
+                        // The exports served so far stop with `loops`; all of them are
+                        // served again on the next try.
+                        Err(err) => tracing::warn!(
+                            component = component.id(),
+                            error = %format!("{err:#}"),
+                            "NATS reached, but serving over it failed: trying again in {NATS_RETRY:?}"
+                        ),
                     }
+                    drop(loops);
+                    tokio::time::sleep(NATS_RETRY).await;
                 }
-                while loops.join_next().await.is_some() {}
             });
         }
         Ok(serving)
@@ -252,6 +263,10 @@ impl Serving {
         self.remote.abort_all();
     }
 }
+
+/// How long a component waits before it tries again to serve over NATS, after NATS was
+/// reached but serving over it failed.
+const NATS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves every export of `component` on `server`: an accept loop per export, spawned
 /// on `tasks`, handing each call to `workers`.
