@@ -120,6 +120,11 @@ fn put_sleb(mut v: i64, mut put: impl FnMut(u8)) {
 /// An unsigned LEB128 of at most `bits` bits from the front of `buf`: `None` if
 /// `buf` ends first.
 fn take_uleb(buf: &mut &[u8], bits: u32) -> io::Result<Option<u64>> {
+    // One byte, the common case (lengths under 128, small scalars), fits any width.
+    if let [byte @ 0..0x80, ref rest @ ..] = **buf {
+        *buf = rest;
+        return Ok(Some(u64::from(byte)));
+    }
     let mut v: u64 = 0;
     let mut shift = 0;
     for (i, &byte) in buf.iter().enumerate() {
