@@ -451,6 +451,48 @@ async fn malformed_parameters_are_clear_errors() {
     assert_eq!(count, 0);
 }
 
+/// What `Ring`'s serve streams yield.
+type RingInvocation = (
+    <wrpc_ring::Ring as wrpc_transport::Serve>::Context,
+    <wrpc_ring::Ring as wrpc_transport::Serve>::Outgoing,
+    <wrpc_ring::Ring as wrpc_transport::Serve>::Incoming,
+);
+
+/// Calls `func` of `interface` on `component` over `ring` (served through `calls`),
+/// writing the parameters as `prefix` and then `body` in 64 KiB pieces, so that the
+/// callee has to gather them; returns how the callee's call, the caller's writes and
+/// its read of the results ended, and the result bytes.
+async fn call_in_pieces(
+    ring: &wrpc_ring::Ring,
+    calls: &mut (impl futures::Stream<Item = anyhow::Result<RingInvocation>> + Unpin),
+    component: std::sync::Arc<wrpc_ring::runtime::Component>,
+    (interface, func): (&'static str, &'static str),
+    prefix: Vec<u8>,
+    body: Vec<u8>,
+) -> (
+    anyhow::Result<()>,
+    std::io::Result<()>,
+    std::io::Result<()>,
+    Vec<u8>,
+) {
+    let (mut out, mut results) = ring
+        .invoke(None, interface, func, Bytes::new(), NO_PATHS)
+        .await
+        .unwrap();
+    let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
+    let server = tokio::spawn(async move { component.call(interface, func, incoming, outgoing).await });
+    let writer = async move {
+        out.write_all(&prefix).await?;
+        for piece in body.chunks(64 * 1024) {
+            out.write_all(piece).await?;
+        }
+        out.shutdown().await
+    };
+    let mut raw = Vec::new();
+    let (written, read) = tokio::join!(writer, results.read_to_end(&mut raw));
+    (server.await.unwrap(), written, read.map(drop), raw)
+}
+
 /// Parameters that arrive in pieces (as over NATS) are gathered only up to the callee's
 /// memory limit, which the guest could not exceed anyway: a larger `list<u8>` fails
 /// the call with a clear error as soon as the gathered bytes pass the limit, instead of
@@ -467,27 +509,18 @@ async fn gathered_parameters_stop_at_the_memory_limit() {
         .await
         .unwrap();
     for (len, fits) in [(256 << 10, true), (8 << 20, false)] {
-        let (mut out, mut results) = ring
-            .invoke(None, BLOB, "put", Bytes::new(), NO_PATHS)
-            .await
-            .unwrap();
-        let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
-        let blob = blob.clone();
-        let server = tokio::spawn(async move { blob.call(BLOB, "put", incoming, outgoing).await });
         // The length first, then the bytes in pieces: the callee has to gather them.
         let mut prefix = Vec::new();
         uleb(len as u64, &mut prefix);
-        let body = pattern(len);
-        let writer = async move {
-            out.write_all(&prefix).await?;
-            for piece in body.chunks(64 * 1024) {
-                out.write_all(piece).await?;
-            }
-            out.shutdown().await
-        };
-        let mut raw = Vec::new();
-        let (written, read) = tokio::join!(writer, results.read_to_end(&mut raw));
-        let served = server.await.unwrap();
+        let (served, written, read, raw) = call_in_pieces(
+            &ring,
+            &mut calls,
+            blob.clone(),
+            (BLOB, "put"),
+            prefix,
+            pattern(len),
+        )
+        .await;
         if fits {
             served.unwrap();
             written.unwrap();
@@ -567,22 +600,8 @@ async fn val_path_lists_are_bounded_before_they_are_decoded() {
             "put" => (BLOB, blob.clone(), &mut puts),
             _ => (KV, kv.clone(), &mut sets),
         };
-        let (mut out, mut results) = ring
-            .invoke(None, interface, func, Bytes::new(), NO_PATHS)
-            .await
-            .unwrap();
-        let (_cx, outgoing, incoming) = calls.next().await.unwrap().unwrap();
-        let server = tokio::spawn(async move { component.call(interface, func, incoming, outgoing).await });
-        let writer = async move {
-            out.write_all(&prefix).await?;
-            for piece in body.chunks(64 * 1024) {
-                out.write_all(piece).await?;
-            }
-            out.shutdown().await
-        };
-        let mut raw = Vec::new();
-        let (_written, read) = tokio::join!(writer, results.read_to_end(&mut raw));
-        let served = server.await.unwrap();
+        let (served, _written, read, raw) =
+            call_in_pieces(&ring, calls, component, (interface, func), prefix, body).await;
         match want {
             Ok(want) => {
                 served.unwrap();

@@ -342,7 +342,7 @@ impl Dispatcher {
         if let Some(transport) = local.transport {
             servers.push(ComponentServer {
                 kind: ServerKind::Local(transport),
-                permits: local.permits,
+                permits: local.permits.clone(),
             });
         }
         if let Some(nats) = &self.inner.nats {
@@ -355,7 +355,7 @@ impl Dispatcher {
                 return Ok((servers, true));
             }
             nats.ensure_connected()?;
-            servers.push(self.nats_server(component).await?);
+            servers.push(self.nats_server(component, local.permits).await?);
         }
         Ok((servers, false))
     }
@@ -376,7 +376,8 @@ impl Dispatcher {
         while !nats.is_connected() {
             tokio::time::sleep(NATS_WAIT).await;
         }
-        self.nats_server(component).await
+        let permits = self.local_of(component)?.permits;
+        self.nats_server(component, permits).await
     }
 
     /// The local routes' entry of `component`.
@@ -386,9 +387,9 @@ impl Dispatcher {
         })
     }
 
-    async fn nats_server(&self, component: &str) -> anyhow::Result<ComponentServer> {
+    /// `component`'s server on NATS, applying `permits`.
+    async fn nats_server(&self, component: &str, permits: Arc<Semaphore>) -> anyhow::Result<ComponentServer> {
         let nats = self.inner.nats.as_ref().context("no NATS url is configured")?;
-        let permits = self.local_of(component)?.permits;
         let prefix: Arc<str> = self.prefix(component).into();
         let group: Arc<str> = prefix.clone();
         let client = wrpc_transport_nats::Client::new(nats.client().clone(), prefix, Some(group))
