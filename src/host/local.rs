@@ -121,13 +121,16 @@ impl LocalTransport {
         instance: &str,
         func: &str,
         paths: Arc<[Box<[Option<usize>]>]>,
+        handoff: Option<Arc<dyn crate::transport::Handoff>>,
     ) -> anyhow::Result<LocalInvocations> {
+        let ring = |r: anyhow::Result<crate::transport::Invocation>| {
+            r.map(|(cx, o, i)| (cx, AnyOutgoing::Ring(o), AnyIncoming::Ring(i)))
+        };
         Ok(match self {
-            Self::Ring(t) => Box::pin(
-                t.serve(instance, func, paths)
-                    .await?
-                    .map(|r| r.map(|(cx, o, i)| (cx, AnyOutgoing::Ring(o), AnyIncoming::Ring(i)))),
-            ),
+            Self::Ring(t) => match handoff {
+                Some(handoff) => Box::pin(t.serve_with_handoff(instance, func, paths, handoff).map(ring)),
+                None => Box::pin(t.serve(instance, func, paths).await?.map(ring)),
+            },
             Self::Duplex(t) => Box::pin(
                 t.serve(instance, func, paths)
                     .await?

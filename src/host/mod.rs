@@ -39,5 +39,7 @@ pub use self::metrics::{ComponentGauges, HostGauges, MetricsSnapshot, TargetMetr
 pub use self::routing::{CallContext, DEFAULT_LINK_NAME, LINK_NAME_HEADER, SOURCE_ID_HEADER};
 pub use self::server::ComponentServer;
 #[cfg(feature = "wasmtime")]
+pub(crate) use self::server::Takes;
+#[cfg(feature = "wasmtime")]
 pub(crate) use self::streams::StreamTimer;
 pub use self::streams::{AnyIncoming, AnyOutgoing, Buffered, CallIncoming, CallOutgoing, ServeOutgoing};

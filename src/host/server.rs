@@ -73,9 +73,83 @@ impl Serve for ComponentServer {
         + Send
         + 'static,
     > {
-        let paths = paths.into();
+        self.serve_inner(instance, func, paths.into(), None).await
+    }
+}
+
+/// A component's task that can start a call at once (the runtime's parked workers), to
+/// which a `ring` call goes straight from its caller ([`ComponentServer::serve_handing_off`]).
+#[cfg(feature = "wasmtime")]
+pub(crate) trait Takes: Send + Sync + 'static {
+    /// Runs the call that `take` builds, if a task is free to start it now. `take` is
+    /// called at most once, and only then; the return value says whether it was.
+    fn try_take(&self, take: &mut dyn FnMut() -> (ServeOutgoing, AnyIncoming)) -> bool;
+}
+
+/// The ring's [`Handoff`](crate::transport::Handoff) for a component: a call is taken
+/// only with one of the component's permits and by a free task, as its serve stream
+/// would have handed it out.
+#[cfg(feature = "wasmtime")]
+struct PermittedHandoff<T> {
+    permits: Arc<Semaphore>,
+    taker: T,
+}
+
+#[cfg(feature = "wasmtime")]
+impl<T: Takes> crate::transport::Handoff for PermittedHandoff<T> {
+    fn offer(&self, take: &mut dyn FnMut() -> crate::transport::Invocation) -> bool {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return false;
+        };
+        let mut permit = Some(permit);
+        self.taker.try_take(&mut || {
+            // The context is not passed on: the serve loops drop it too.
+            let (_headers, outgoing, incoming) = take();
+            (
+                ServeOutgoing::new(AnyOutgoing::Ring(outgoing), permit.take()),
+                AnyIncoming::Ring(incoming),
+            )
+        })
+    }
+}
+
+impl ComponentServer {
+    /// [`Serve::serve`], and over the `ring` transport, a call that finds nothing queued,
+    /// a permit free and `taker` ready goes straight to `taker` from its caller's task,
+    /// without the returned stream's task in between. The stream yields the rest (every
+    /// call over the other transports).
+    ///
+    /// # Errors
+    ///
+    /// As [`Serve::serve`].
+    #[cfg(feature = "wasmtime")]
+    pub(crate) async fn serve_handing_off(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: Arc<[Box<[Option<usize>]>]>,
+        taker: impl Takes,
+    ) -> anyhow::Result<
+        impl futures::Stream<Item = anyhow::Result<(Option<Headers>, ServeOutgoing, AnyIncoming)>>
+        + Send
+        + 'static,
+    > {
+        let handoff: Arc<dyn crate::transport::Handoff> = Arc::new(PermittedHandoff {
+            permits: self.permits.clone(),
+            taker,
+        });
+        self.serve_inner(instance, func, paths, Some(handoff)).await
+    }
+
+    async fn serve_inner(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: Arc<[Box<[Option<usize>]>]>,
+        handoff: Option<Arc<dyn crate::transport::Handoff>>,
+    ) -> anyhow::Result<Permitted> {
         let invocations: LocalInvocations = match &self.kind {
-            ServerKind::Local(t) => t.serve(instance, func, paths).await?,
+            ServerKind::Local(t) => t.serve(instance, func, paths, handoff).await?,
             ServerKind::Nats(client, nats) => {
                 let invocations = client.serve(instance, func, paths).await?;
                 // Wait until the server has the subscription, so that a call made right

@@ -31,14 +31,13 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio::task::JoinSet;
 use wasmtime::Engine;
-use wrpc_transport::Serve as _;
 
 pub use self::component::{Component, Export};
 pub use self::engine::engine_config;
 pub use self::host::{Host, LinkChanges, ReloadSummary};
 
 use self::component::Instances;
-use self::workers::{Job, Workers};
+use self::workers::{ExportTaker, Job, Workers};
 use crate::host::{
     ComponentConfig, ComponentServer, Dispatcher, InstanceMode, LimitsConfig, RuntimeConfig, TransportKind,
 };
@@ -278,8 +277,19 @@ async fn accept_on(
 ) -> anyhow::Result<()> {
     let transport = server.transport();
     for (index, export) in component.exports().iter().enumerate() {
+        // Over the ring, a call that finds a worker parked wakes it from the caller's
+        // task; the loop below gets the others.
+        let taker = ExportTaker {
+            workers: workers.clone(),
+            index,
+        };
         let invocations = server
-            .serve(export.interface(), export.rpc_name(), export.paths().clone())
+            .serve_handing_off(
+                export.interface(),
+                export.rpc_name(),
+                export.paths().clone(),
+                taker,
+            )
             .await
             .with_context(|| {
                 format!(

@@ -9,6 +9,10 @@
 //! its own, never inside the caller's or the accept loop's future: caller and callee
 //! make progress concurrently on any runtime.
 //!
+//! A call over the `ring` transport that finds a worker parked wakes it from the
+//! caller's task ([`ExportTaker`]); every other call goes through its export's accept
+//! loop, which hands it to a parked worker or starts one.
+//!
 //! Workers start on demand, when a call arrives and none is idle, so their number
 //! follows the calls in flight; at most `max_idle` stay parked after a burst, and the
 //! rest end. When the component stops being served ([`Workers`] dropped with the last
@@ -20,7 +24,7 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use super::Component;
-use crate::host::{AnyIncoming, ServeOutgoing, TransportKind};
+use crate::host::{AnyIncoming, ServeOutgoing, Takes, TransportKind};
 
 /// One accepted call: the export it is for, and its streams.
 pub(crate) struct Job {
@@ -71,6 +75,18 @@ impl Workers {
         }
     }
 
+    /// Runs the job `take` builds on a parked worker, if one is parked; `take` is called
+    /// only then. The `ring` transport calls this on the caller's task (through
+    /// [`Takes`]), so that the call wakes its worker directly.
+    pub(crate) fn try_run_parked(&self, take: impl FnOnce() -> Job) -> bool {
+        let Some(slot) = lock(&self.shared.idle).workers.pop() else {
+            return false;
+        };
+        *lock(&slot.job) = Some(take());
+        slot.ready.notify_one();
+        true
+    }
+
     /// Runs `job` on a parked worker, or on a new one if none is parked.
     pub(crate) fn run(&self, job: Job) {
         let parked = lock(&self.shared.idle).workers.pop();
@@ -83,6 +99,27 @@ impl Workers {
                 tokio::spawn(work(self.shared.clone(), Arc::new(Slot::default()), job));
             }
         }
+    }
+}
+
+/// What the `ring` transport hands one export's calls to: a parked worker of the
+/// component, when one is parked ([`ComponentServer::serve_handing_off`]).
+pub(crate) struct ExportTaker {
+    pub(crate) workers: Arc<Workers>,
+    pub(crate) index: usize,
+}
+
+impl Takes for ExportTaker {
+    fn try_take(&self, take: &mut dyn FnMut() -> (ServeOutgoing, AnyIncoming)) -> bool {
+        self.workers.try_run_parked(|| {
+            let (outgoing, incoming) = take();
+            Job {
+                index: self.index,
+                transport: TransportKind::Ring,
+                outgoing,
+                incoming,
+            }
+        })
     }
 }
 

@@ -26,6 +26,8 @@ mod ring;
 pub use self::call::{DEFAULT_MAX_CALL_BYTES, DEFAULT_MAX_CALL_STREAMS};
 pub use self::error::TransportError;
 pub use self::headers::Headers;
+#[cfg(feature = "host")]
+pub(crate) use self::inbox::{Handoff, Invocation};
 pub use self::incoming::Incoming;
 pub use self::outgoing::Outgoing;
 pub use self::registry::DEFAULT_MAX_QUEUED;

@@ -10,7 +10,10 @@
 //! A registration is an [`Inbox`]: `invoke` queues the call in it and the serve stream
 //! ([`InvocationStream`]), polled by the server's own task, takes it out. That is one
 //! queue entry per invocation (never per write); the queue keeps its capacity, so a
-//! steady stream of invocations allocates nothing here.
+//! steady stream of invocations allocates nothing here. A registration with a
+//! [`Handoff`] (a server task parked and ready) gets an invocation straight from `invoke`
+//! while its inbox is empty, without its serve stream's task in between (see
+//! [`inbox`](super::inbox)).
 //!
 //! # No delivery is lost
 //!
@@ -36,7 +39,7 @@ use super::call::{CallPool, Delivery, ServePaths, Side, Target};
 use super::error::TransportError;
 use super::hash::FxHashMap;
 use super::headers::Headers;
-use super::inbox::{Inbox, Refused};
+use super::inbox::{Handoff, Inbox, Refused};
 use super::incoming::Incoming;
 use super::outgoing::{Outgoing, Unused};
 
@@ -163,11 +166,31 @@ impl PrefixRegistry {
                 return Err(self.overloaded(instance, func, max));
             }
             let (call, ticket) = net.calls.start(route.target.clone(), server.paths.clone(), paths);
-            call.queue(ticket, delivery, server.inbox.clone());
             let client = (
                 Outgoing::root(call.clone(), Side::Client, None),
                 Incoming::root(call.clone(), Side::Client, Bytes::new()),
             );
+            if server.inbox.hands_off() {
+                // Straight to a parked server task if there is one: the callee's handles,
+                // as its serve stream would have built them.
+                let mut pending = Some(delivery);
+                let handed = server.inbox.offer(&mut || {
+                    let Delivery { cx, params } =
+                        pending.take().expect("a hand-off takes an invocation once");
+                    (
+                        cx,
+                        Outgoing::root(call.clone(), Side::Server, Some(Unused::HandlerDropped)),
+                        Incoming::root(call.clone(), Side::Server, params),
+                    )
+                });
+                debug_assert_eq!(handed, pending.is_none(), "a hand-off builds what it takes");
+                let Some(refused) = pending.take() else {
+                    trace!(prefix = %self.prefix, instance, func, "invocation handed over");
+                    return Ok(client);
+                };
+                delivery = refused;
+            }
+            call.queue(ticket, delivery, server.inbox.clone());
             let refused = match server.inbox.push(ticket, call.clone(), max) {
                 Ok(()) => {
                     trace!(prefix = %self.prefix, instance, func, "invocation queued");
@@ -207,16 +230,18 @@ impl PrefixRegistry {
         }
     }
 
-    /// Adds a registration; its stream yields the invocations routed to it.
+    /// Adds a registration; its stream yields the invocations routed to it that
+    /// `handoff`, if given, did not take.
     pub(crate) fn serve(
         self: &Arc<Self>,
         net: &Network,
         instance: &str,
         func: &str,
         paths: ServePaths,
+        handoff: Option<Arc<dyn Handoff>>,
     ) -> InvocationStream {
         let id = net.next_id.fetch_add(1, Ordering::Relaxed);
-        let inbox = Arc::new(Inbox::new());
+        let inbox = Arc::new(Inbox::new(handoff));
         let server = Server {
             id,
             inbox: inbox.clone(),
@@ -370,5 +395,97 @@ impl fmt::Debug for Network {
             .field("calls", &self.calls)
             .field("max_queued", &self.max_queued)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "host"))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::transport::Invocation;
+    use crate::{Ring, RingPool};
+
+    const NO_PATHS: &[&[Option<usize>]] = &[];
+
+    /// A hand-off that takes what it is offered while `open`, and keeps it.
+    #[derive(Default)]
+    struct Keep {
+        open: AtomicBool,
+        taken: std::sync::Mutex<Vec<Invocation>>,
+    }
+
+    impl Handoff for Keep {
+        fn offer(&self, take: &mut dyn FnMut() -> Invocation) -> bool {
+            if !self.open.load(Ordering::Relaxed) {
+                return false;
+            }
+            self.taken.lock().unwrap().push(take());
+            true
+        }
+    }
+
+    impl Keep {
+        fn take(&self) -> Vec<Invocation> {
+            std::mem::take(&mut *self.taken.lock().unwrap())
+        }
+    }
+
+    async fn params(incoming: &mut Incoming) -> Vec<u8> {
+        let mut params = vec![0; 2];
+        incoming.read_exact(&mut params).await.unwrap();
+        params
+    }
+
+    #[tokio::test]
+    async fn a_handoff_takes_calls_only_while_nothing_is_queued() {
+        let ring = Ring::new(RingPool::new(4096, 4));
+        let keep = Arc::new(Keep::default());
+        keep.open.store(true, Ordering::Relaxed);
+        let mut stream = Box::pin(ring.serve_with_handoff("i", "f", Arc::from([]), keep.clone()));
+        let invoke = |params: &'static [u8]| {
+            ring.invoke_now(None, "i", "f", Bytes::from_static(params), NO_PATHS)
+                .unwrap()
+        };
+
+        // Taken straight from the invoker, with the callee's handles working.
+        let (_, mut results) = invoke(b"p1");
+        let [(_, mut outgoing, mut incoming)] = <[Invocation; 1]>::try_from(keep.take()).ok().unwrap();
+        assert_eq!(params(&mut incoming).await, b"p1");
+        outgoing.write_all(b"r1").await.unwrap();
+        drop(outgoing);
+        let mut answer = Vec::new();
+        results.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"r1");
+
+        // Refused: queued for the stream. Then nothing may overtake it, even when the
+        // hand-off would take it again.
+        keep.open.store(false, Ordering::Relaxed);
+        let _p2 = invoke(b"p2");
+        keep.open.store(true, Ordering::Relaxed);
+        let _p3 = invoke(b"p3");
+        assert!(keep.take().is_empty(), "a call overtook a queued one");
+        for expected in [b"p2", b"p3"] {
+            let (_, _outgoing, mut incoming) = stream.next().await.unwrap().unwrap();
+            assert_eq!(params(&mut incoming).await, expected);
+        }
+        // The queue is empty again: the hand-off takes the next call.
+        let _p4 = invoke(b"p4");
+        assert_eq!(keep.take().len(), 1);
+
+        // The end of the registration lets go of the hand-off at once.
+        drop(stream);
+        assert_eq!(
+            Arc::strong_count(&keep),
+            1,
+            "a closed registration kept its hand-off"
+        );
+        assert!(matches!(
+            ring.invoke_now(None, "i", "f", Bytes::new(), NO_PATHS),
+            Err(TransportError::NoServer { .. })
+        ));
     }
 }

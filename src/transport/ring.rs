@@ -12,6 +12,8 @@ use crate::{PoolStats, RingPool};
 use super::call::CallPool;
 use super::error::TransportError;
 use super::headers::Headers;
+#[cfg(feature = "host")]
+use super::inbox::{Handoff, Invocation};
 use super::incoming::Incoming;
 use super::outgoing::Outgoing;
 use super::registry::{Network, PrefixRegistry};
@@ -236,6 +238,21 @@ impl Ring {
         self.registry.serves(instance, func)
     }
 
+    /// [`Serve::serve`](wrpc_transport::Serve::serve) with a [`Handoff`]: while nothing is
+    /// queued for this registration, an invocation goes straight from its invoker to
+    /// `handoff` if it takes it, and only the rest reach the returned stream.
+    #[cfg(feature = "host")]
+    pub(crate) fn serve_with_handoff(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: std::sync::Arc<[Box<[Option<usize>]>]>,
+        handoff: Arc<dyn Handoff>,
+    ) -> impl Stream<Item = anyhow::Result<Invocation>> + Send + 'static {
+        self.registry
+            .serve(&self.net, instance, func, paths, Some(handoff))
+    }
+
     /// [`Invoke::invoke`](wrpc_transport::Invoke::invoke) without a future: a ring
     /// invocation never waits (a full queue is an "overloaded" error), so a caller that
     /// knows its transport is a `Ring` (the dispatcher) calls it directly and keeps its
@@ -287,7 +304,7 @@ impl wrpc_transport::Serve for Ring {
     ) -> anyhow::Result<
         impl Stream<Item = anyhow::Result<(Self::Context, Self::Outgoing, Self::Incoming)>> + Send + 'static,
     > {
-        Ok(self.registry.serve(&self.net, instance, func, paths.into()))
+        Ok(self.registry.serve(&self.net, instance, func, paths.into(), None))
     }
 }
 
