@@ -91,6 +91,25 @@ fn a_bad_component_is_named() {
 }
 
 #[test]
+fn a_pool_smaller_than_the_limits_is_a_warning() {
+    let dir = scratch("small-pool", &[("junk.wasm", "not wasm".into())]);
+    std::fs::write(
+        dir.join("host.toml"),
+        "[runtime]\npooled_instances = 10\n\n[[component]]\nid = \"junk\"\npath = \"junk.wasm\"\n",
+    )
+    .unwrap();
+    // The component does not load, so `serve` stops right after the config is read.
+    let out = run(&["serve", dir.join("host.toml").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(
+        shown.contains("WARN")
+            && shown.contains("may run 100 instances at once, but runtime.pooled_instances = 10"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn an_unknown_export_lists_the_exports() {
     let config = root().join("examples/host.toml");
     let out = run(&[

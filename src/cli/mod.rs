@@ -18,5 +18,8 @@ fn load_config(path: &Path, transport: Option<TransportKind>) -> anyhow::Result<
         config.transport = transport;
         config.validate()?;
     }
+    for warning in config.warnings() {
+        tracing::warn!("{}: {warning}", path.display());
+    }
     Ok(config)
 }

@@ -823,6 +823,48 @@ impl HostConfig {
         Ok(())
     }
 
+    /// Settings that are valid but probably not what was meant, one sentence each; the
+    /// `wrpc-ring` commands log them as warnings when they load a config.
+    ///
+    /// ```
+    /// use wrpc_ring::host::HostConfig;
+    ///
+    /// let mut config = HostConfig::from_toml(
+    ///     r#"
+    ///     [[component]]
+    ///     id = "a"
+    ///     path = "a.wasm"
+    ///
+    ///     [runtime]
+    ///     pooled_instances = 10
+    ///     "#,
+    /// )?;
+    /// assert_eq!(config.warnings().len(), 1, "100 instances of `a` at once, 10 in the pool");
+    /// config.limits.max_instances = 10;
+    /// assert!(config.warnings().is_empty());
+    /// # Ok::<(), wrpc_ring::host::ConfigError>(())
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        // Each component may run `max_instances` instances at once, and every instance
+        // (fresh or kept warm) holds a slot of the one pool.
+        let wanted = u64::try_from(self.component.len())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(u64::try_from(self.limits.max_instances).unwrap_or(u64::MAX));
+        if wanted > u64::from(self.runtime.pooled_instances) {
+            warnings.push(format!(
+                "{} components with limits.max_instances = {} may run {wanted} instances at once, \
+                 but runtime.pooled_instances = {}: when they are all busy, calls beyond the pool \
+                 fail to instantiate instead of waiting; raise runtime.pooled_instances or lower \
+                 limits.max_instances",
+                self.component.len(),
+                self.limits.max_instances,
+                self.runtime.pooled_instances
+            ));
+        }
+        warnings
+    }
+
     /// Checks that the values make sense together.
     ///
     /// # Errors
