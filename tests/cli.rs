@@ -73,15 +73,21 @@ fn a_missing_config_is_named() {
     assert!(text(&out).contains("/nonexistent/host.toml"), "{}", text(&out));
 }
 
-#[test]
-fn a_bad_component_is_named() {
-    let dir = scratch("bad", &[("junk.wasm", "not wasm".into())]);
+/// `serve` of a host with `config` before one component, `junk`, that is not wasm: it
+/// stops right after reading the config.
+fn serve_junk(name: &str, config: &str) -> std::process::Output {
+    let dir = scratch(name, &[("junk.wasm", "not wasm".into())]);
     std::fs::write(
         dir.join("host.toml"),
-        "[[component]]\nid = \"junk\"\npath = \"junk.wasm\"\n",
+        format!("{config}[[component]]\nid = \"junk\"\npath = \"junk.wasm\"\n"),
     )
     .unwrap();
-    let out = run(&["serve", dir.join("host.toml").to_str().unwrap()]);
+    run(&["serve", dir.join("host.toml").to_str().unwrap()])
+}
+
+#[test]
+fn a_bad_component_is_named() {
+    let out = serve_junk("bad", "");
     assert!(!out.status.success());
     assert!(
         text(&out).contains("`junk` is not a valid WebAssembly component"),
@@ -92,14 +98,7 @@ fn a_bad_component_is_named() {
 
 #[test]
 fn a_pool_smaller_than_the_limits_is_a_warning() {
-    let dir = scratch("small-pool", &[("junk.wasm", "not wasm".into())]);
-    std::fs::write(
-        dir.join("host.toml"),
-        "[runtime]\npooled_instances = 10\n\n[[component]]\nid = \"junk\"\npath = \"junk.wasm\"\n",
-    )
-    .unwrap();
-    // The component does not load, so `serve` stops right after the config is read.
-    let out = run(&["serve", dir.join("host.toml").to_str().unwrap()]);
+    let out = serve_junk("small-pool", "[runtime]\npooled_instances = 10\n\n");
     assert!(!out.status.success());
     let shown = text(&out);
     assert!(
