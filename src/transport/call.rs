@@ -430,7 +430,18 @@ impl Leftovers {
         }
     }
 
+    #[inline]
     fn finish(self) {
+        // Most handles end with nothing left over: `readers` and `wakers` hold any only
+        // after `reader` and `waker` were taken.
+        if self.reader.is_none() && self.waker.is_none() {
+            return;
+        }
+        self.finish_slow();
+    }
+
+    #[inline(never)]
+    fn finish_slow(self) {
         let Self {
             reader,
             readers,
