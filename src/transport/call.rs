@@ -432,8 +432,8 @@ impl Leftovers {
 
     #[inline]
     fn finish(self) {
-        // Most handles end with nothing left over: `readers` and `wakers` hold any only
-        // after `reader` and `waker` were taken.
+        // Most handles end with nothing left over. `close` and `wake` push to `readers`
+        // and `wakers` only once `reader` and `waker` hold one, so both empty means all are.
         if self.reader.is_none() && self.waker.is_none() {
             return;
         }
