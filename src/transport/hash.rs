@@ -19,10 +19,21 @@ impl FxHasher {
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+        // Whole words, then the tail zero-padded to one, as `chunks(8)` would give them:
+        // without a variable-length copy (a `memcpy` call per key).
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            // `chunks_exact(8)` yields 8 bytes.
+            let word: [u8; 8] = word.try_into().unwrap_or_default();
             self.add(u64::from_le_bytes(word));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let word = tail
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| (word << 8) | u64::from(byte));
+            self.add(word);
         }
     }
 
@@ -48,5 +59,28 @@ impl Hasher for FxHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `write` hashes each 8-byte chunk as a little-endian word, the last one
+    /// zero-padded, for every length of tail.
+    #[test]
+    fn write_hashes_zero_padded_words() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for len in 0..=bytes.len() {
+            let mut reference = FxHasher::default();
+            for chunk in bytes[..len].chunks(8) {
+                let mut word = [0; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                reference.add(u64::from_le_bytes(word));
+            }
+            let mut hasher = FxHasher::default();
+            hasher.write(&bytes[..len]);
+            assert_eq!(hasher.finish(), reference.finish(), "{len} bytes");
+        }
     }
 }

@@ -32,3 +32,16 @@ pub use self::incoming::Incoming;
 pub use self::outgoing::Outgoing;
 pub use self::registry::DEFAULT_MAX_QUEUED;
 pub use self::ring::Ring;
+
+#[cfg(test)]
+mod tests {
+    /// The stream handles stay small: wRPC's invocation futures hold them and are moved
+    /// several times per call, and a served call's job (both root handles) is moved into
+    /// its worker; at these sizes each move costs in proportion to its length
+    /// (docs/benchmarks.md, "Session 16": the handles were 160 and 128 bytes).
+    #[test]
+    fn stream_handles_stay_small() {
+        assert!(std::mem::size_of::<super::Incoming>() <= 104);
+        assert!(std::mem::size_of::<super::Outgoing>() <= 104);
+    }
+}

@@ -5,9 +5,14 @@ use std::fmt;
 
 use crate::sync::Arc;
 
-/// The deepest path stored inline; deeper paths (rare: nesting of async values inside
-/// lists inside records ...) are stored on the heap.
-const INLINE_DEPTH: usize = 6;
+/// The deepest path stored inline; deeper paths (an async value in a record in a list,
+/// and deeper nestings) are stored on the heap, once per handle that indexes them.
+/// Depth 3 covers a top-level async value (`[0]`), the elements of a top-level list of
+/// them (`[0, i]`) and a field of a record in such a list (`[0, i, f]`), and keeps a
+/// `Path` at 32 bytes (it was 56 at depth 6): every stream handle holds one,
+/// and wRPC's futures hold and move the handles on every call (docs/benchmarks.md,
+/// "Session 16").
+const INLINE_DEPTH: usize = 3;
 
 /// The concrete path of one sub-stream of an invocation: the tuple position, then list
 /// or stream element indices. The root stream is the empty path.
