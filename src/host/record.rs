@@ -10,7 +10,7 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use tokio::time::Sleep;
@@ -230,19 +230,104 @@ impl RecordRef {
     /// Polls the call's deadline `at` (its [`deadline`](Self::deadline), which the
     /// caller keeps, so that a pending poll does not lock the details) on the record's
     /// own timer (for the root results reader): `Ready` once it has passed.
+    ///
+    /// The timer is moved only when it would fire too late. A record's calls come one
+    /// after another, each with a later deadline than the one before, so the timer stays
+    /// armed for an earlier call's deadline. When that fires it is reset to `at`, once
+    /// per `invocation_timeout` instead of once per call: a reset takes the entry out of
+    /// tokio's timer wheel and puts it back. It never fires late: a deadline earlier
+    /// than the armed one (a smaller timeout after a reload) resets it at once.
     pub(crate) fn poll_deadline(&self, at: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
         let mut timer = lock(&self.0.timer);
         let timer = match &mut *timer {
             Some(timer) => {
-                if timer.deadline() != at {
+                if timer.deadline() > at {
                     timer.as_mut().reset(at);
                 }
                 timer
             }
             None => timer.insert(Box::pin(tokio::time::sleep_until(at))),
         };
-        timer.as_mut().poll(cx)
+        // At most twice round: after a reset the timer's deadline is `at`.
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if timer.deadline() >= at {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(at);
+        }
     }
 }
 
 use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::sync::Arc;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use super::{RecordPool, RecordRef};
+    use crate::host::config::TransportKind;
+    use crate::host::metrics::Metrics;
+
+    fn start(pool: &RecordPool, timeout: Duration) -> RecordRef {
+        let target: Arc<str> = Arc::from("target");
+        let interface: Arc<str> = Arc::from("wrpc-ring:test/iface");
+        let counters = Arc::default();
+        pool.start(TransportKind::Ring, timeout, &target, &interface, &counters)
+    }
+
+    /// Polls `record`'s deadline once, so that its timer is armed for it.
+    fn arm(record: &RecordRef) {
+        let at = record.deadline().expect("a representable deadline");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            record.poll_deadline(at, &mut cx).is_pending(),
+            "the deadline passed at once"
+        );
+    }
+
+    /// Waits for `record`'s deadline on its timer, and checks that it did not fire early.
+    async fn expire(record: &RecordRef, what: &str) {
+        let at = record.deadline().expect("a representable deadline");
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            poll_fn(|cx| record.poll_deadline(at, cx)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the deadline did not fire within 30 s"));
+        assert!(
+            tokio::time::Instant::now() >= at,
+            "{what}: the timer fired before the deadline"
+        );
+    }
+
+    /// The record's timer stays armed for an earlier call's deadline (it is moved only
+    /// when it would fire too late): a later call still times out at its own deadline,
+    /// neither at the earlier one nor later than its own.
+    #[tokio::test]
+    async fn a_pooled_records_timer_fires_at_each_calls_own_deadline() {
+        let pool = RecordPool::new(Arc::new(Metrics::default()));
+
+        // The timer armed for a deadline in 10 ms; the call ends before it.
+        let first = start(&pool, Duration::from_millis(10));
+        arm(&first);
+        let record = Arc::as_ptr(&first.0);
+        drop(first);
+        // The next call gets the same record, and a later deadline.
+        let second = start(&pool, Duration::from_millis(150));
+        assert_eq!(Arc::as_ptr(&second.0), record, "the pool lent another record");
+        expire(&second, "a later deadline than the armed one").await;
+        drop(second);
+
+        // Armed an hour away; the next call's deadline is 10 ms away.
+        let third = start(&pool, Duration::from_secs(3600));
+        arm(&third);
+        drop(third);
+        let fourth = start(&pool, Duration::from_millis(10));
+        assert_eq!(Arc::as_ptr(&fourth.0), record, "the pool lent another record");
+        expire(&fourth, "an earlier deadline than the armed one").await;
+    }
+}

@@ -18,9 +18,10 @@
 //! rest end. When the component stops being served ([`Workers`] dropped with the last
 //! accept loop), idle workers end, and busy ones end after their call.
 
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
-use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use super::Component;
@@ -52,12 +53,54 @@ struct Idle {
     workers: Vec<Arc<Slot>>,
 }
 
-/// Where a parked worker receives its next call.
+/// Where a parked worker receives its next call: one lock, taken once by the worker
+/// as it parks and once by whoever hands it a call (tokio's `Notify` took its own
+/// waiter list's lock and state word on both sides as well).
 #[derive(Default)]
-struct Slot {
-    /// The next call; `None` when woken to end.
-    job: Mutex<Option<Job>>,
-    ready: Notify,
+struct Slot(Mutex<SlotState>);
+
+#[derive(Default)]
+struct SlotState {
+    /// The next call.
+    job: Option<Job>,
+    /// The worker is to end.
+    dismissed: bool,
+    /// The parked worker's waker, taken by the hand-over that wakes it.
+    waker: Option<Waker>,
+}
+
+impl Slot {
+    /// Hands the parked worker `job`, or dismisses it (`None`), and wakes it.
+    fn give(&self, job: Option<Job>) {
+        let waker = {
+            let mut state = lock(&self.0);
+            match job {
+                Some(job) => state.job = Some(job),
+                None => state.dismissed = true,
+            }
+            state.waker.take()
+        };
+        // Outside the lock, so that the woken worker never waits for it.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The worker's wait for its next call: `Ready(None)` once dismissed.
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Job>> {
+        let mut state = lock(&self.0);
+        if let Some(job) = state.job.take() {
+            return Poll::Ready(Some(job));
+        }
+        if state.dismissed {
+            return Poll::Ready(None);
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
 }
 
 impl Workers {
@@ -82,8 +125,7 @@ impl Workers {
         let Some(slot) = lock(&self.shared.idle).workers.pop() else {
             return false;
         };
-        *lock(&slot.job) = Some(take());
-        slot.ready.notify_one();
+        slot.give(Some(take()));
         true
     }
 
@@ -91,10 +133,7 @@ impl Workers {
     pub(crate) fn run(&self, job: Job) {
         let parked = lock(&self.shared.idle).workers.pop();
         match parked {
-            Some(slot) => {
-                *lock(&slot.job) = Some(job);
-                slot.ready.notify_one();
-            }
+            Some(slot) => slot.give(Some(job)),
             None => {
                 tokio::spawn(work(self.shared.clone(), Arc::new(Slot::default()), job));
             }
@@ -131,7 +170,7 @@ impl Drop for Workers {
             std::mem::take(&mut idle.workers)
         };
         for slot in parked {
-            slot.ready.notify_one(); // no job: the worker ends
+            slot.give(None); // the worker ends
         }
     }
 }
@@ -147,8 +186,7 @@ async fn work(shared: Arc<Shared>, slot: Arc<Slot>, mut job: Job) {
             }
             idle.workers.push(slot.clone());
         }
-        slot.ready.notified().await;
-        match lock(&slot.job).take() {
+        match poll_fn(|cx| slot.poll_next(cx)).await {
             Some(next) => job = next,
             None => return,
         }
@@ -189,6 +227,63 @@ impl std::fmt::Debug for Workers {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::Slot;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A parked worker is woken when it is dismissed, and then ends; one dismissed
+    /// before it parks ends without parking. (Handing a call over is the same path
+    /// with a job, which every served call takes: tests/runtime.rs.)
+    #[test]
+    fn a_parked_worker_is_woken_to_end() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        let slot = Slot::default();
+        assert!(
+            slot.poll_next(&mut cx).is_pending(),
+            "a worker with no call did not park"
+        );
+        assert!(
+            slot.poll_next(&mut cx).is_pending(),
+            "a worker polled again did not park"
+        );
+        slot.give(None);
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "the dismissal woke the worker {} times",
+            count.0.load(Ordering::Relaxed)
+        );
+        assert!(
+            matches!(slot.poll_next(&mut cx), Poll::Ready(None)),
+            "a dismissed worker did not end"
+        );
+
+        let slot = Slot::default();
+        slot.give(None);
+        assert!(
+            matches!(slot.poll_next(&mut cx), Poll::Ready(None)),
+            "a worker dismissed before it parked did not end"
+        );
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "a dismissal with nobody parked woke someone"
+        );
+    }
+
     /// A job is moved several times on its way into a worker's call; at up to 256 bytes
     /// glibc's `memcpy` copies it without a loop (docs/benchmarks.md, "Session 16": it
     /// was 320 bytes).
