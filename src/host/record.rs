@@ -53,8 +53,9 @@ pub(crate) struct CallRecord {
     users: AtomicUsize,
     state: AtomicU8,
     details: Mutex<Details>,
-    /// The root reader's deadline timer, allocated once per record and reset for each
-    /// call. Only the root results reader polls it (a timer keeps one waker).
+    /// The root reader's deadline timer, allocated once per record and moved only when
+    /// it would fire too late ([`RecordRef::poll_deadline`]). Only the root results
+    /// reader polls it (a timer keeps one waker).
     timer: Mutex<Option<Pin<Box<Sleep>>>>,
 }
 

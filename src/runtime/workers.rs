@@ -54,8 +54,7 @@ struct Idle {
 }
 
 /// Where a parked worker receives its next call: one lock, taken once by the worker
-/// as it parks and once by whoever hands it a call (tokio's `Notify` took its own
-/// waiter list's lock and state word on both sides as well).
+/// as it parks and once by whoever hands it a call.
 #[derive(Default)]
 struct Slot(Mutex<SlotState>);
 
@@ -70,20 +69,24 @@ struct SlotState {
 }
 
 impl Slot {
-    /// Hands the parked worker `job`, or dismisses it (`None`), and wakes it.
-    fn give(&self, job: Option<Job>) {
+    /// Hands the parked worker `job` and wakes it.
+    fn hand(&self, job: Job) {
         let waker = {
             let mut state = lock(&self.0);
-            match job {
-                Some(job) => state.job = Some(job),
-                None => state.dismissed = true,
-            }
+            state.job = Some(job);
             state.waker.take()
         };
-        // Outside the lock, so that the woken worker never waits for it.
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wake(waker);
+    }
+
+    /// Wakes the parked worker to end.
+    fn dismiss(&self) {
+        let waker = {
+            let mut state = lock(&self.0);
+            state.dismissed = true;
+            state.waker.take()
+        };
+        wake(waker);
     }
 
     /// The worker's wait for its next call: `Ready(None)` once dismissed.
@@ -125,7 +128,7 @@ impl Workers {
         let Some(slot) = lock(&self.shared.idle).workers.pop() else {
             return false;
         };
-        slot.give(Some(take()));
+        slot.hand(take());
         true
     }
 
@@ -133,7 +136,7 @@ impl Workers {
     pub(crate) fn run(&self, job: Job) {
         let parked = lock(&self.shared.idle).workers.pop();
         match parked {
-            Some(slot) => slot.give(Some(job)),
+            Some(slot) => slot.hand(job),
             None => {
                 tokio::spawn(work(self.shared.clone(), Arc::new(Slot::default()), job));
             }
@@ -170,7 +173,7 @@ impl Drop for Workers {
             std::mem::take(&mut idle.workers)
         };
         for slot in parked {
-            slot.give(None); // the worker ends
+            slot.dismiss();
         }
     }
 }
@@ -208,6 +211,14 @@ async fn serve(component: &Component, job: Job) {
         .serve_call(job.index, job.outgoing, job.incoming)
         .instrument(span)
         .await;
+}
+
+/// Wakes a worker taken off its slot, outside the slot's lock, so that the woken
+/// worker never waits for it.
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -259,7 +270,7 @@ mod tests {
             slot.poll_next(&mut cx).is_pending(),
             "a worker polled again did not park"
         );
-        slot.give(None);
+        slot.dismiss();
         assert_eq!(
             count.0.load(Ordering::Relaxed),
             1,
@@ -272,7 +283,7 @@ mod tests {
         );
 
         let slot = Slot::default();
-        slot.give(None);
+        slot.dismiss();
         assert!(
             matches!(slot.poll_next(&mut cx), Poll::Ready(None)),
             "a worker dismissed before it parked did not end"
